@@ -1,0 +1,1 @@
+"""mistral-serve: OpenAI-compatible Mistral serving on Ray Serve."""

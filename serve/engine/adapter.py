@@ -1,0 +1,127 @@
+"""Conversion of OpenAI requests into engine requests (prompt tokens and sampling parameters).
+
+This is where the OpenAI protocol meets the model: chat templates, tokenization, defaults of the
+sampling parameters, and the context-length check all happen here, in the gateway, so that a
+request which cannot be served is refused before it reaches a GPU.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from jinja2 import TemplateError
+
+from ..errors import ContextLengthExceededError, InvalidRequestError
+from ..protocol import ChatCompletionRequest, CompletionRequest, _SamplingRequest
+from .types import EngineRequest, SamplingParams
+
+# OpenAI's defaults for temperature and top_p.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_P = 1.0
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """An API request turned into one engine request per choice."""
+
+    request_id: str
+    prompt_tokens: int
+    choices: list[EngineRequest]
+
+
+class EngineAdapter:
+    """Builds engine requests with the served model's tokenizer.
+
+    Args:
+        tokenizer: The served model's tokenizer (carries the chat template).
+        max_model_len: Context limit of the engine.
+        max_choices: Largest ``n`` a request may ask for.
+    """
+
+    def __init__(self, tokenizer, max_model_len: int, max_choices: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_model_len = max_model_len
+        self.max_choices = max_choices
+
+    def chat(self, request: ChatCompletionRequest) -> PreparedRequest:
+        """Renders the conversation with the model's chat template and tokenizes it."""
+        messages = [
+            # The model's template knows system/user/assistant; OpenAI's newer "developer" role
+            # carries the same instructions as "system".
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in request.messages
+        ]
+        try:
+            encoded = self.tokenizer.apply_chat_template(
+                messages, tokenize=True, add_generation_prompt=True, return_dict=True
+            )
+        except TemplateError as exc:
+            # Raised by the template's own raise_exception(): a static message about roles/order.
+            raise InvalidRequestError(
+                message=f"The conversation cannot be rendered for this model: {exc}",
+                param="messages",
+                code="invalid_messages",
+            ) from None
+        return self._prepare(request, list(encoded["input_ids"]), param="messages", prefix="chatcmpl")
+
+    def completion(self, request: CompletionRequest) -> list[PreparedRequest]:
+        """Tokenizes each prompt of a text completion (one prepared request per prompt)."""
+        if request.echo or request.suffix:
+            raise InvalidRequestError(
+                message="`echo` and `suffix` are not supported.", param="echo" if request.echo else "suffix",
+                code="unsupported_parameter",
+            )
+        prepared = []
+        for prompt in request.prompts():
+            ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            prepared.append(self._prepare(request, list(ids), param="prompt", prefix="cmpl"))
+        return prepared
+
+    def _prepare(self, request: _SamplingRequest, prompt: list[int], param: str, prefix: str) -> PreparedRequest:
+        self._check_supported(request)
+        room = self.max_model_len - len(prompt)
+        if request.max_tokens is None:
+            if room < 1:
+                raise ContextLengthExceededError(len(prompt), 1, self.max_model_len, param)
+            max_tokens = room  # OpenAI's default: whatever the context leaves
+        elif request.max_tokens > room:
+            raise ContextLengthExceededError(len(prompt), request.max_tokens, self.max_model_len, param)
+        else:
+            max_tokens = request.max_tokens
+        temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
+        request_id = f"{prefix}-{uuid.uuid4().hex}"
+        choices = [
+            EngineRequest(
+                request_id=f"{request_id}-{index}",
+                prompt_token_ids=tuple(prompt),
+                sampling=SamplingParams(
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,
+                    # Each choice gets its own seed so that n>1 with a seed gives n different,
+                    # individually reproducible completions.
+                    seed=None if request.seed is None else request.seed + index,
+                    stop=tuple(request.stop_list()),
+                ),
+            )
+            for index in range(request.n)
+        ]
+        return PreparedRequest(request_id=request_id, prompt_tokens=len(prompt), choices=choices)
+
+    def _check_supported(self, request: _SamplingRequest) -> None:
+        if request.n > self.max_choices:
+            raise InvalidRequestError(
+                message=f"`n` must be at most {self.max_choices}.", param="n", code="invalid_value"
+            )
+        if request.logprobs:
+            raise InvalidRequestError(
+                message="`logprobs` is not supported.", param="logprobs", code="unsupported_parameter"
+            )
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(request, name):
+                raise InvalidRequestError(
+                    message=f"`{name}` is not supported; omit it or send 0.", param=name,
+                    code="unsupported_parameter",
+                )
+

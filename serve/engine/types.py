@@ -1,0 +1,74 @@
+"""Values that cross the boundary between the gateway and the engine.
+
+They are plain dataclasses because Ray pickles them between processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EngineFinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick tokens for one sequence.
+
+    Attributes:
+        max_tokens: Completion tokens to generate at most.
+        temperature: 0 means greedy decoding.
+        top_p: Nucleus sampling mass (1.0 disables it).
+        seed: Seeds this sequence's own random generator, so its samples do not depend on what
+            else shares the batch.
+        stop: Strings that end the completion; they are not part of the returned text.
+        ignore_eos: Keep generating past the end-of-sequence token (benchmarks only).
+    """
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One sequence to generate: an already tokenized prompt and its sampling parameters."""
+
+    request_id: str
+    prompt_token_ids: tuple[int, ...]
+    sampling: SamplingParams
+
+
+@dataclass
+class EngineOutput:
+    """An increment of one sequence's output.
+
+    Attributes:
+        text: New text since the previous output (may be empty).
+        num_tokens: New completion tokens since the previous output.
+        finish_reason: Set on the last output of the sequence.
+    """
+
+    text: str = ""
+    num_tokens: int = 0
+    finish_reason: EngineFinishReason | None = None
+
+    def merge(self, other: EngineOutput) -> None:
+        """Appends a later increment to this one (used to coalesce outputs)."""
+        self.text += other.text
+        self.num_tokens += other.num_tokens
+        self.finish_reason = other.finish_reason
+
+
+@dataclass
+class EngineStats:
+    """Counters of one engine, for tests, readiness and metrics."""
+
+    running: int = 0
+    waiting: int = 0
+    started: int = 0
+    finished: dict[str, int] = field(default_factory=dict)
+    steps: int = 0

@@ -1,0 +1,101 @@
+"""Typed API errors and their one mapping to OpenAI's error envelope.
+
+Every error a client can see is an :class:`APIError`. Anything else raised while serving a
+request becomes a generic 500 whose message reveals nothing internal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .protocol import ErrorBody, ErrorResponse
+
+
+@dataclass(eq=False)
+class APIError(Exception):
+    """An error with an HTTP status and OpenAI's ``type``/``param``/``code``."""
+
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __str__(self) -> str:
+        return self.message
+
+    def body(self) -> ErrorResponse:
+        """The OpenAI error envelope for this error."""
+        return ErrorResponse(
+            error=ErrorBody(message=self.message, type=self.type, param=self.param, code=self.code)
+        )
+
+
+class InvalidRequestError(APIError):
+    """The request is malformed or asks for something invalid (400)."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """Prompt plus requested completion do not fit the model's context (400)."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, limit: int, param: str) -> None:
+        super().__init__(
+            message=(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} "
+                "for the completion). Please reduce the prompt or the completion length."
+            ),
+            param=param,
+            code="context_length_exceeded",
+        )
+
+
+class NotFoundError(APIError):
+    """The route or resource does not exist (404)."""
+
+    status = 404
+    type = "invalid_request_error"
+
+
+class ModelNotFoundError(NotFoundError):
+    """The requested model is not served here (404, as OpenAI answers)."""
+
+    def __init__(self, model: str, served: list[str]) -> None:
+        # The unknown name is not echoed: it is raw client input.
+        super().__init__(
+            message=f"The requested model does not exist. Available models: {', '.join(served)}.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+class MethodNotAllowedError(APIError):
+    """The route exists but not for this HTTP method (405)."""
+
+    status = 405
+    type = "invalid_request_error"
+
+
+class ServiceUnavailableError(APIError):
+    """The service cannot take the request now; the client may retry (503)."""
+
+    status = 503
+    type = "server_error"
+
+
+class EngineError(APIError):
+    """Generation failed inside the engine (500); details stay in the server log."""
+
+    status = 500
+    type = "server_error"
+
+
+def internal_error() -> EngineError:
+    """The error clients see for any unexpected failure: it reveals nothing internal."""
+    return EngineError(message="The server had an error while processing your request.", code="internal_error")

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP gateway: routes, the request pipeline, and its deployment."""

@@ -1,0 +1,134 @@
+"""HTTP routes of the OpenAI-compatible API. HTTP only: the work happens in the pipeline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError, internal_error
+from ..protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+)
+from .pipeline import Pipeline, guard_stream
+
+logger = logging.getLogger(__name__)
+
+_ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 500, 503)}
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Pydantic adds the member type of a union to error locations; they are not request fields.
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def create_app(pipeline: Pipeline, started_at: int) -> FastAPI:
+    """Builds the FastAPI app of the gateway.
+
+    Args:
+        pipeline: Serves the requests.
+        started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
+    """
+    app = FastAPI(
+        title="mistral-serve",
+        description="OpenAI-compatible API for Mistral-7B-Instruct on Ray Serve.",
+        version="0.1.0",
+        responses=_ERROR_RESPONSES,
+    )
+    install_error_handlers(app)
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion)
+    async def chat_completions(body: ChatCompletionRequest):
+        return _respond(await pipeline.chat(body))
+
+    @app.post("/v1/completions", response_model=Completion)
+    async def completions(body: CompletionRequest):
+        return _respond(await pipeline.completion(body))
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=name, created=started_at) for name in pipeline.models()])
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the gateway process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: the model is loaded and generates a token."""
+        if await pipeline.engine.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready"}, status_code=503)
+
+    return app
+
+
+def _respond(result):
+    if isinstance(result, AsyncIterator):
+        return StreamingResponse(guard_stream(result), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return result
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Maps every error to OpenAI's envelope: the one place where errors meet HTTP."""
+
+    def envelope(error: APIError) -> JSONResponse:
+        return JSONResponse(error.body().model_dump(), status_code=error.status, headers=dict(error.headers))
+
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, error: APIError) -> JSONResponse:
+        return envelope(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return envelope(validation_error(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            return envelope(MethodNotAllowedError(message="Method not allowed for this route."))
+        if error.status_code == 404:
+            return envelope(NotFoundError(message="Unknown route. See /docs for the API."))
+        return envelope(InvalidRequestError(message="Invalid request."))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=error)
+        return envelope(internal_error())
+
+
+def validation_error(error: RequestValidationError) -> InvalidRequestError:
+    """Turns FastAPI's validation error into a 400 that names the field but not its value."""
+    first = error.errors()[0]
+    if first.get("type") == "json_invalid":
+        return InvalidRequestError(
+            message="We could not parse the JSON body of your request. The body must be valid JSON.",
+            code="invalid_json",
+        )
+    path = [str(p) for p in first.get("loc", ())[1:] if not _is_type_tag(p)]
+    if not path:
+        return InvalidRequestError(
+            message="The request body must be a JSON object sent with Content-Type: application/json.",
+            code="invalid_body",
+        )
+    param = ".".join(path)
+    if first.get("type") == "missing":
+        return InvalidRequestError(message=f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    return InvalidRequestError(
+        message=f"Invalid value for '{param}': {first.get('msg', 'invalid value')}.",
+        param=param,
+        code="invalid_value",
+    )
+
+
+def _is_type_tag(part: object) -> bool:
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)

@@ -1,0 +1,33 @@
+"""Process settings, read from the environment (prefix ``MISTRAL_SERVE_``).
+
+This is the only module that reads environment variables; everything else receives typed
+config objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings for the CLI and the app builder."""
+
+    model_config = SettingsConfigDict(env_prefix="MISTRAL_SERVE_", extra="ignore")
+
+    config: Path | None = Field(
+        default=None,
+        description="Deployment YAML file. Unset: the CLI picks mistral-7b.yaml on a CUDA machine "
+        "and local.yaml (tiny checkpoint, CPU) elsewhere.",
+    )
+    tiny_model_dir: Path = Field(
+        default=Path.home() / ".cache" / "mistral-serve" / "tiny-mistral",
+        description="Where the generated tiny Mistral checkpoint is written and loaded from.",
+    )
+    http_host: str | None = Field(default=None, description="Overrides http.host of the YAML.")
+    http_port: int | None = Field(default=None, description="Overrides http.port of the YAML.")
+    log_prompts: bool = Field(
+        default=False, description="Log prompt and completion text (off: only sizes are logged)."
+    )
