@@ -1,0 +1,34 @@
+# mistral-serve: `make run` serves the API, `make test` runs the whole suite, `make bench` measures.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The on-disk CPU wheel on CPU machines; on a CUDA machine with internet the same pin pulls
+# PyPI's CUDA build (see README, "GPU machines").
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# NOTE: torch first, pinned: a bare torch requirement with no torch installed pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: install
+	$(BIN)/mistral-serve run
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run
+
+clean:
+	rm -rf $(VENV) ops/results .pytest_cache

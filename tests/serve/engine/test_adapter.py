@@ -1,0 +1,69 @@
+"""OpenAI requests -> engine requests: templates, defaults, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from serve.engine.adapter import EngineAdapter
+from serve.errors import ContextLengthExceededError, InvalidRequestError
+from serve.protocol import ChatCompletionRequest, CompletionRequest
+
+
+@pytest.fixture
+def adapter(tiny_tokenizer):
+    return EngineAdapter(tiny_tokenizer, max_model_len=64, max_choices=4)
+
+
+def chat(**fields) -> ChatCompletionRequest:
+    fields.setdefault("messages", [{"role": "user", "content": "hi"}])
+    return ChatCompletionRequest(model="m", **fields)
+
+
+def test_chat_uses_the_model_template(adapter, tiny_tokenizer):
+    prepared = adapter.chat(chat(messages=[
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]},
+    ]))
+    rendered = tiny_tokenizer.decode(prepared.choices[0].prompt_token_ids)
+    assert rendered == "<s>[INST] be brief\n\nhello [/INST]"
+    assert prepared.prompt_tokens == len(prepared.choices[0].prompt_token_ids)
+
+
+def test_default_max_tokens_fill_the_context(adapter):
+    prepared = adapter.chat(chat())
+    assert prepared.choices[0].sampling.max_tokens == 64 - prepared.prompt_tokens
+
+
+def test_sampling_defaults_follow_openai(adapter):
+    sampling = adapter.chat(chat(max_tokens=5)).choices[0].sampling
+    assert (sampling.temperature, sampling.top_p, sampling.seed, sampling.stop) == (1.0, 1.0, None, ())
+
+
+def test_each_choice_gets_its_own_seed(adapter):
+    prepared = adapter.chat(chat(n=3, seed=10, max_tokens=2, stop="x"))
+    assert [c.sampling.seed for c in prepared.choices] == [10, 11, 12]
+    assert len({c.request_id for c in prepared.choices}) == 3
+    assert all(c.sampling.stop == ("x",) for c in prepared.choices)
+
+
+def test_context_overflow_is_refused(adapter):
+    with pytest.raises(ContextLengthExceededError) as caught:
+        adapter.chat(chat(max_tokens=60))
+    assert caught.value.code == "context_length_exceeded" and caught.value.param == "messages"
+    with pytest.raises(ContextLengthExceededError):
+        adapter.completion(CompletionRequest(model="m", prompt="word " * 100))
+
+
+@pytest.mark.parametrize(
+    "fields", [{"n": 5}, {"logprobs": True}, {"frequency_penalty": 0.5},
+               {"messages": [{"role": "assistant", "content": "x"}]}],
+)
+def test_unsupported_or_invalid_requests_are_400(adapter, fields):
+    with pytest.raises(InvalidRequestError):
+        adapter.chat(chat(**fields))
+
+
+def test_completion_prompts_become_choices(adapter, tiny_tokenizer):
+    prepared = adapter.completion(CompletionRequest(model="m", prompt=["one", "two"], n=2, max_tokens=3))
+    assert len(prepared) == 2 and all(len(p.choices) == 2 for p in prepared)
+    assert prepared[0].choices[0].prompt_token_ids[0] == tiny_tokenizer.bos_token_id

@@ -1,0 +1,109 @@
+"""The HTTP layer with a deterministic fake engine: envelopes, SSE framing, mid-stream errors.
+
+The capability itself is proven end to end in tests/e2e; this covers error paths a real engine
+rarely takes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from serve.engine.adapter import EngineAdapter
+from serve.engine.types import EngineOutput
+from serve.errors import ServiceUnavailableError
+from serve.gateway.pipeline import Pipeline
+from serve.gateway.routes import create_app
+
+
+class FakeEngine:
+    """Emits fixed pieces, then optionally fails."""
+
+    def __init__(self, pieces=("Hel", "lo"), fail_with: Exception | None = None, ready=True):
+        self.pieces, self.fail_with, self._ready = pieces, fail_with, ready
+
+    async def generate(self, request):
+        for i, piece in enumerate(self.pieces):
+            last = i == len(self.pieces) - 1 and self.fail_with is None
+            yield EngineOutput(text=piece, num_tokens=1, finish_reason="stop" if last else None)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def ready(self):
+        return self._ready
+
+
+def make_client(tiny_tokenizer, engine) -> httpx.AsyncClient:
+    pipeline = Pipeline(EngineAdapter(tiny_tokenizer, 128, 4), engine, "m")
+    transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+async def test_non_streamed_chat_shape(tiny_tokenizer):
+    async with make_client(tiny_tokenizer, FakeEngine()) as client:
+        body = (await client.post("/v1/chat/completions", json=BODY)).json()
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hello"}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"]["completion_tokens"] == 2
+
+
+async def test_engine_failure_midstream_ends_with_an_error_event(tiny_tokenizer):
+    engine = FakeEngine(fail_with=ServiceUnavailableError(message="busy", code="engine_overloaded"))
+    async with make_client(tiny_tokenizer, engine) as client:
+        raw = (await client.post("/v1/chat/completions", json={**BODY, "stream": True})).text
+    events = [e for e in raw.split("\n\n") if e]
+    assert "[DONE]" not in raw
+    assert json.loads(events[-1].removeprefix("data: ")) == {
+        "error": {"message": "busy", "type": "server_error", "param": None, "code": "engine_overloaded"}
+    }
+    assert "Hel" in events[1]
+
+
+async def test_unexpected_engine_error_is_a_generic_500_without_internals(tiny_tokenizer):
+    engine = FakeEngine(fail_with=RuntimeError("secret internal detail"))
+    async with make_client(tiny_tokenizer, engine) as client:
+        response = await client.post("/v1/chat/completions", json=BODY)
+        stream = await client.post("/v1/chat/completions", json={**BODY, "stream": True})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "secret" not in response.text and "secret" not in stream.text
+    assert '"code":"internal_error"' in stream.text
+
+
+async def test_overload_before_streaming_is_503(tiny_tokenizer):
+    engine = FakeEngine(pieces=(), fail_with=ServiceUnavailableError(message="busy", code="engine_overloaded"))
+    async with make_client(tiny_tokenizer, engine) as client:
+        response = await client.post("/v1/chat/completions", json=BODY)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "engine_overloaded"
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "code"),
+    [(b"[1, 2]", {"content-type": "application/json"}, "invalid_body"),
+     (b"model=m", {"content-type": "application/x-www-form-urlencoded"}, "invalid_body"),
+     (b"{", {"content-type": "application/json"}, "invalid_json")],
+)
+async def test_malformed_bodies_are_400(tiny_tokenizer, content, headers, code):
+    async with make_client(tiny_tokenizer, FakeEngine()) as client:
+        response = await client.post("/v1/chat/completions", content=content, headers=headers)
+    assert response.status_code == 400 and response.json()["error"]["code"] == code
+
+
+async def test_missing_field_names_the_param(tiny_tokenizer):
+    async with make_client(tiny_tokenizer, FakeEngine()) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "m"})
+    assert response.json()["error"] == {
+        "message": "Missing required parameter: 'messages'.", "type": "invalid_request_error",
+        "param": "messages", "code": "missing_required_parameter",
+    }
+
+
+async def test_readiness_follows_the_engine(tiny_tokenizer):
+    async with make_client(tiny_tokenizer, FakeEngine(ready=False)) as client:
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200
