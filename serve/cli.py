@@ -96,6 +96,34 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def ray_serve_config(config: AppConfig) -> dict:
+    """A Ray Serve config file (for ``serve run FILE`` / ``serve deploy FILE``) embedding ``config``.
+
+    The deployment config travels inline in the application's ``args``, so the cluster needs no
+    copy of the YAML file: the same shape the Helm chart renders into ``serveConfigV2``.
+    """
+    return {
+        "http_options": {"host": config.http.host, "port": config.http.port},
+        "applications": [
+            {
+                "name": config.name,
+                "route_prefix": "/",
+                "import_path": "serve.app:build_app",
+                "args": config.model_dump(mode="json", exclude={"http"}),
+            }
+        ],
+    }
+
+
+def cmd_ray_config(args: argparse.Namespace) -> int:
+    """Prints the Ray Serve config file for a deployment config."""
+    import yaml
+
+    path = Path(args.config) if args.config else default_config_path()[0]
+    print(yaml.safe_dump(ray_serve_config(load_config(path)), sort_keys=False), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mistral-serve``."""
     parser = argparse.ArgumentParser(prog="mistral-serve", description=__doc__)
@@ -107,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="bind port (overrides the config)")
     run.add_argument("--dashboard", action="store_true", help="also start the Ray dashboard")
     run.set_defaults(func=cmd_run)
+
+    ray_config = commands.add_parser("ray-config", help="print a Ray Serve config file (serve run/deploy)")
+    ray_config.add_argument("--config", help="deployment YAML (default: picked for this machine)")
+    ray_config.set_defaults(func=cmd_ray_config)
 
     tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight Mistral checkpoint")
     tiny.add_argument("path", help="output directory")

@@ -28,6 +28,3 @@ class Settings(BaseSettings):
     )
     http_host: str | None = Field(default=None, description="Overrides http.host of the YAML.")
     http_port: int | None = Field(default=None, description="Overrides http.port of the YAML.")
-    log_prompts: bool = Field(
-        default=False, description="Log prompt and completion text (off: only sizes are logged)."
-    )

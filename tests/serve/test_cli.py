@@ -1,0 +1,25 @@
+"""The mistral-serve command line (commands that need no cluster)."""
+
+from __future__ import annotations
+
+import yaml
+
+from serve.cli import main
+from serve.config import AppConfig, load_config, packaged_config_path
+
+
+def test_make_tiny_model_writes_a_loadable_checkpoint(tmp_path, capsys):
+    target = tmp_path / "tiny"
+    assert main(["make-tiny-model", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
+
+
+def test_ray_config_embeds_the_deployment_config(capsys):
+    assert main(["ray-config", "--config", str(packaged_config_path("mistral-7b"))]) == 0
+    ray_config = yaml.safe_load(capsys.readouterr().out)
+    app = ray_config["applications"][0]
+    assert app["import_path"] == "serve.app:build_app"
+    embedded = AppConfig.model_validate(app["args"])
+    expected = load_config(packaged_config_path("mistral-7b"))
+    assert embedded.model == expected.model and embedded.engine == expected.engine
