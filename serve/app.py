@@ -32,7 +32,7 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     ).bind(source, config.model.revision, config.engine)
     return GatewayDeployment.options(
         **config.gateway.deployment.serve_options(config.gateway.default_max_ongoing())
-    ).bind(engine, source, config.model, config.engine, config.gateway)
+    ).bind(engine, source, config)
 
 
 def build_app(args: dict[str, Any]) -> Application:

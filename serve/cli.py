@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
+import json
 import logging
+import secrets
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from .config import AppConfig, load_config, packaged_config_path
+from .local_stack import STACK_FILE, EmbeddedRedis, LocalStack, redis_url_for_commands
 from .settings import Settings
+from .tenancy.keys import InvalidTeamName, KeyStore
+from .tenancy.usage import usage_report
 
 
 def default_config_path() -> tuple[Path, str]:
@@ -38,25 +45,56 @@ def _load_run_config(args: argparse.Namespace, settings: Settings) -> AppConfig:
     return config
 
 
-def _usage_banner(config: AppConfig) -> str:
-    host = "127.0.0.1" if config.http.host in ("0.0.0.0", "::") else config.http.host
-    base = f"http://{host}:{config.http.port}/v1"
+def _usage_banner(config: AppConfig, stack: LocalStack, demo_key: str) -> str:
+    base = stack.base_url
     model = config.model.served_name
     return f"""
-mistral-serve is up: {base}  (model: {model}; OpenAPI docs: http://{host}:{config.http.port}/docs)
+mistral-serve is up: {base}  (model: {model}; OpenAPI docs: {base.removesuffix('/v1')}/docs)
 
-  curl {base}/chat/completions -H 'Content-Type: application/json' \\
+Demo API key (team "demo"; a new one each run, the old one is revoked):
+  export OPENAI_API_KEY={demo_key}
+  export OPENAI_BASE_URL={base}
+
+  curl $OPENAI_BASE_URL/chat/completions -H "Authorization: Bearer $OPENAI_API_KEY" \\
+    -H 'Content-Type: application/json' \\
     -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 32}}'
 
-  python -c "from openai import OpenAI; c = OpenAI(base_url='{base}', api_key='unused'); \\
+  python -c "from openai import OpenAI; c = OpenAI(); \\
 print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', 'content': 'Hello!'}}], max_tokens=32).choices[0].message.content)"
+
+Keys and usage from this directory: mistral-serve keys create --team T | keys list | usage
+Admin API (/admin/keys, /admin/usage): Bearer token = admin_token in {Settings().state_dir / STACK_FILE}
 
 Press Ctrl-C to stop.
 """
 
 
+def _start_local_stack(settings: Settings) -> tuple[LocalStack, EmbeddedRedis | None]:
+    """Redis and the admin token for a local run: the configured ones, or embedded ones."""
+    embedded = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis(settings.state_dir / "redis").start()
+        redis_url = embedded.url
+        print(f"redis: embedded server on 127.0.0.1:{embedded.port} (data in {embedded.data_dir})")
+    stack = LocalStack(redis_url=redis_url, admin_token=settings.admin_token or secrets.token_urlsafe(24))
+    return stack, embedded
+
+
+async def _rotate_demo_key(stack: LocalStack, previous: LocalStack | None) -> str:
+    store, client = _key_store(stack.redis_url)
+    try:
+        if previous is not None and previous.demo_key_id:
+            await store.revoke(previous.demo_key_id)
+        api_key, info = await store.create("demo")
+        stack.demo_key_id = info.key_id
+        return api_key
+    finally:
+        await client.aclose()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Starts a local Ray cluster, deploys the app, and serves until interrupted."""
+    """Starts Redis (unless configured), a local Ray cluster and the app; serves until interrupted."""
     import ray
     from ray import serve
 
@@ -72,19 +110,137 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ray.init(include_dashboard=args.dashboard, logging_level=logging.WARNING)
+    stack, embedded = _start_local_stack(settings)
     try:
-        serve.start(http_options={"host": config.http.host, "port": config.http.port})
-        serve.run(app, name=config.name, route_prefix="/")
-        print(_usage_banner(config), flush=True)
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        demo_key = asyncio.run(_rotate_demo_key(stack, LocalStack.load(settings.state_dir)))
+        host = "127.0.0.1" if config.http.host in ("0.0.0.0", "::") else config.http.host
+        stack.base_url = f"http://{host}:{config.http.port}/v1"
+        stack.save(settings.state_dir)
+        # Replicas read their Redis URL and admin token from the environment, never from Ray's
+        # (visible) deployment config.
+        env = {"MISTRAL_SERVE_REDIS_URL": stack.redis_url, "MISTRAL_SERVE_ADMIN_TOKEN": stack.admin_token}
+        ray.init(include_dashboard=args.dashboard, logging_level=logging.WARNING, runtime_env={"env_vars": env})
+        try:
+            serve.start(http_options={"host": config.http.host, "port": config.http.port})
+            serve.run(app, name=config.name, route_prefix="/")
+            print(_usage_banner(config, stack, demo_key), flush=True)
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            print("shutting down: draining in-flight requests...", flush=True)
+            serve.shutdown()
+            ray.shutdown()
     finally:
-        print("shutting down: draining in-flight requests...", flush=True)
-        serve.shutdown()
-        ray.shutdown()
+        if embedded is not None:
+            embedded.stop()
     return 0
+
+
+def _key_store(redis_url: str):
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    return KeyStore(client), client
+
+
+def _command_redis_url(settings: Settings) -> str:
+    try:
+        return redis_url_for_commands(settings.redis_url, settings.state_dir)
+    except RuntimeError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Creates, lists or revokes API keys (directly in Redis)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    store, client = _key_store(_command_redis_url(Settings()))
+
+    async def run() -> int:
+        try:
+            if args.keys_command == "create":
+                models = tuple(m for m in (args.models or "").split(",") if m)
+                try:
+                    api_key, info = await store.create(args.team, rpm=args.rpm, tpm=args.tpm,
+                                                       policy=args.policy, models=models)
+                except InvalidTeamName:
+                    console.print("[red]error:[/] team names are lowercase letters, digits, '.', '_', '-'")
+                    return 2
+                console.print(f"key id {info.key_id} for team {info.team}. The key (shown only now):")
+                print(api_key)
+            elif args.keys_command == "list":
+                table = Table("key id", "team", "models", "created (UTC)", "revoked (UTC)")
+                for info in await store.list(args.team):
+                    table.add_row(info.key_id, info.team, ",".join(info.models) or "all",
+                                  _utc(info.created), _utc(info.revoked) if info.revoked else "")
+                console.print(table)
+            else:
+                info = await store.revoke(args.key_id)
+                if info is None:
+                    console.print(f"[red]error:[/] no key {args.key_id}")
+                    return 1
+                console.print(f"revoked {info.key_id} (team {info.team})")
+            return 0
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """Prints requests and tokens per team (and per key)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    store, client = _key_store(_command_redis_url(Settings()))
+
+    async def run() -> list:
+        try:
+            teams = [args.team] if args.team else await store.teams()
+            keys = None
+            if args.by_key:
+                keys = {}
+                for info in await store.list(args.team):
+                    keys.setdefault(info.team, []).append(info.key_id)
+            return await usage_report(client, teams, args.since, keys)
+        finally:
+            await client.aclose()
+
+    try:
+        rows = asyncio.run(run())
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return 0
+    table = Table("team", "key id", "requests", "cached", "prompt tokens", "completion tokens", "total tokens",
+                  title=f"usage since {(args.since or _today()).isoformat()} (UTC)")
+    for r in rows:
+        table.add_row(r.team, r.key_id or "", str(r.requests), str(r.cached_requests), str(r.prompt_tokens),
+                      str(r.completion_tokens), str(r.total_tokens))
+    Console().print(table)
+    return 0
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _since(value: str) -> dt.date:
+    """``YYYY-MM-DD`` or ``Nd`` (N days ago)."""
+    if value.endswith("d") and value[:-1].isdigit():
+        return _today() - dt.timedelta(days=int(value[:-1]))
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use YYYY-MM-DD or Nd (e.g. 7d)") from None
 
 
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
@@ -139,6 +295,27 @@ def build_parser() -> argparse.ArgumentParser:
     ray_config = commands.add_parser("ray-config", help="print a Ray Serve config file (serve run/deploy)")
     ray_config.add_argument("--config", help="deployment YAML (default: picked for this machine)")
     ray_config.set_defaults(func=cmd_ray_config)
+
+    keys = commands.add_parser("keys", help="manage API keys (in Redis)")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--team", required=True, help="team name (created if new)")
+    create.add_argument("--rpm", type=int, help="team requests per minute (0: unlimited)")
+    create.add_argument("--tpm", type=int, help="team tokens per minute (0: unlimited)")
+    create.add_argument("--policy", help="team moderation policy")
+    create.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    listing = keys_commands.add_parser("list", help="list keys")
+    listing.add_argument("--team", help="only this team's keys")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", help="the key id shown by create/list")
+    keys.set_defaults(func=cmd_keys)
+
+    usage = commands.add_parser("usage", help="requests and tokens per team")
+    usage.add_argument("--team", help="only this team")
+    usage.add_argument("--since", type=_since, help="first UTC day: YYYY-MM-DD or Nd (default: today)")
+    usage.add_argument("--by-key", action="store_true", help="also one row per key")
+    usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    usage.set_defaults(func=cmd_usage)
 
     tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight Mistral checkpoint")
     tiny.add_argument("path", help="output directory")

@@ -153,6 +153,37 @@ class GatewayConfig(_Strict):
         return 256
 
 
+class TenancyConfig(_Strict):
+    """API keys, per-team quotas and usage accounting (state in Redis)."""
+
+    auth_cache_ttl_s: float = Field(
+        default=1.0, ge=0, description="How long a replica trusts a key lookup; bounds revocation delay."
+    )
+    stale_auth_max_s: float = Field(
+        default=300, ge=0, description="While Redis is unreachable, keys seen valid this recently still work."
+    )
+    default_rpm: int = Field(default=600, ge=0, description="Requests per minute for teams without a limit (0: none).")
+    default_tpm: int = Field(
+        default=200_000, ge=0, description="Tokens per minute for teams without a limit (0: none)."
+    )
+    quota_on_redis_error: Literal["admit", "reject"] = Field(
+        default="admit",
+        description="When Redis is unreachable: admit (and count the failure) or reject with 503.",
+    )
+
+
+class CacheConfig(_Strict):
+    """The exact-match prompt cache for deterministic requests (temperature 0 or a seed)."""
+
+    enabled: bool = Field(default=True, description="Serve repeated deterministic requests from Redis.")
+    ttl_s: int = Field(default=3600, ge=1, description="Lifetime of a cached response.")
+    max_entries: int = Field(default=100_000, ge=1, description="Entries kept; the oldest are evicted.")
+    max_entry_bytes: int = Field(default=256 * 1024, ge=1, description="Larger responses are not cached.")
+    single_flight_timeout_s: float = Field(
+        default=120, gt=0, description="How long identical requests wait for the one generating."
+    )
+
+
 class HttpConfig(_Strict):
     """Where ``mistral-serve run`` binds Ray Serve's HTTP proxy."""
 
@@ -167,6 +198,8 @@ class AppConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The served model.")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="The engine.")
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="The HTTP gateway.")
+    tenancy: TenancyConfig = Field(default_factory=TenancyConfig, description="Keys, quotas, usage.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="The prompt cache.")
     http: HttpConfig = Field(default_factory=HttpConfig, description="Local HTTP binding.")
 
 

@@ -6,7 +6,7 @@ request becomes a generic 500 whose message reveals nothing internal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .protocol import ErrorBody, ErrorResponse
@@ -19,10 +19,10 @@ class APIError(Exception):
     message: str
     param: str | None = None
     code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
-    headers: ClassVar[dict[str, str]] = {}
 
     def __str__(self) -> str:
         return self.message
@@ -54,6 +54,36 @@ class ContextLengthExceededError(InvalidRequestError):
             param=param,
             code="context_length_exceeded",
         )
+
+
+class AuthenticationError(APIError):
+    """No, malformed, unknown or revoked API key (401)."""
+
+    status = 401
+    type = "invalid_request_error"
+
+    def __init__(self, message: str = "Incorrect or missing API key. Send 'Authorization: Bearer <key>'.") -> None:
+        super().__init__(message=message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+class PermissionDeniedError(APIError):
+    """The key is valid but may not do this (403)."""
+
+    status = 403
+    type = "invalid_request_error"
+
+
+class RateLimitError(APIError):
+    """The team's requests or tokens per minute are used up (429)."""
+
+    status = 429
+    type = "requests"
+
+
+class TokenRateLimitError(RateLimitError):
+    """The team's tokens per minute are used up (429)."""
+
+    type = "tokens"
 
 
 class NotFoundError(APIError):

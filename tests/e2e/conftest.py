@@ -1,26 +1,35 @@
-"""A real Ray Serve application with the tiny checkpoint, served over real HTTP."""
+"""A real Ray Serve application with the tiny checkpoint and real Redis, over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from serve.config import load_config, packaged_config_path
 from serve.settings import Settings
+from serve.tenancy.keys import KeyStore
+
+ADMIN_TOKEN = "test-admin-token"
 
 
 @dataclass(frozen=True)
 class Served:
-    """Where the test application answers."""
+    """Where the test application answers, and how to get in."""
 
     base_url: str  # e.g. http://127.0.0.1:PORT/v1
     root_url: str
     model: str
     app_name: str
+    redis_url: str
+    api_key: str  # team "e2e", default limits
 
 
 def free_port() -> int:
@@ -30,25 +39,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def create_key(redis_url: str, team: str, **options) -> str:
+    """Creates an API key directly in Redis (as `mistral-serve keys create` does)."""
+
+    async def create() -> str:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            key, _ = await KeyStore(client).create(team, **options)
+            return key
+        finally:
+            await client.aclose()
+
+    # A thread of its own: callers may be async tests with a loop already running.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, create()).result()
+
+
 @pytest.fixture(scope="session")
-def served(tiny_model_dir: Path):
-    """Starts local Ray, deploys the local config on the tiny checkpoint, yields its URLs."""
+def served(tiny_model_dir: Path, redis_url: str):
+    """Starts local Ray, deploys the local config (two gateway replicas), yields its URLs."""
     import ray
     from ray import serve
 
     from serve.app import build_application
 
     config = load_config(packaged_config_path("local"))
+    # Two gateways prove that quotas and the cache hold across replicas.
+    config.gateway.deployment.num_replicas = 2
+    config.gateway.deployment.num_cpus = 0.25
     port = free_port()
-    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False)
+    # NOTE: set before ray.init: every Ray worker (and `serve run` subprocesses) inherits them.
+    os.environ["MISTRAL_SERVE_REDIS_URL"] = redis_url
+    os.environ["MISTRAL_SERVE_ADMIN_TOKEN"] = ADMIN_TOKEN
+    ray.init(include_dashboard=False, num_cpus=3, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_application(config, Settings(tiny_model_dir=tiny_model_dir))
     serve.run(app, name=config.name, route_prefix="/")
     root = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{root}/readyz", timeout=60).status_code == 200
-    yield Served(base_url=f"{root}/v1", root_url=root, model=config.model.served_name, app_name=config.name)
+    yield Served(base_url=f"{root}/v1", root_url=root, model=config.model.served_name, app_name=config.name,
+                 redis_url=redis_url, api_key=create_key(redis_url, "e2e"))
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def auth(served: Served) -> dict[str, str]:
+    """Headers that authenticate as team "e2e" (and skip the prompt cache)."""
+    return {"Authorization": f"Bearer {served.api_key}", "Cache-Control": "no-cache"}
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +94,9 @@ def client(served: Served):
     """The official OpenAI client pointed at the test application."""
     from openai import OpenAI
 
-    return OpenAI(base_url=served.base_url, api_key="unused", max_retries=0, timeout=120)
+    # no-cache: these tests exercise generation; the prompt cache has its own tests.
+    return OpenAI(base_url=served.base_url, api_key=served.api_key, max_retries=0, timeout=120,
+                  default_headers={"Cache-Control": "no-cache"})
 
 
 @pytest.fixture(scope="session")
@@ -64,4 +104,17 @@ def async_client(served: Served):
     """The official async OpenAI client pointed at the test application."""
     from openai import AsyncOpenAI
 
-    return AsyncOpenAI(base_url=served.base_url, api_key="unused", max_retries=0, timeout=120)
+    return AsyncOpenAI(base_url=served.base_url, api_key=served.api_key, max_retries=0, timeout=120,
+                       default_headers={"Cache-Control": "no-cache"})
+
+
+@pytest.fixture(scope="session")
+def admin_headers() -> dict[str, str]:
+    """Headers that authenticate to the /admin endpoints."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def make_key(served: Served):
+    """Creates API keys in the test Redis: ``make_key(team, rpm=..., tpm=..., models=...)``."""
+    return lambda team, **options: create_key(served.redis_url, team, **options)

@@ -44,9 +44,9 @@ def test_streamed_chat_equals_non_streamed_and_reports_usage(client, served):
     assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
 
 
-def test_stream_bytes_follow_openai_sse(served):
+def test_stream_bytes_follow_openai_sse(served, auth):
     body = {"model": served.model, "messages": USER, "max_tokens": 4, "stream": True}
-    with httpx.stream("POST", f"{served.base_url}/chat/completions", json=body, timeout=60) as response:
+    with httpx.stream("POST", f"{served.base_url}/chat/completions", json=body, headers=auth, timeout=60) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = b"".join(response.iter_bytes()).decode()
@@ -147,9 +147,9 @@ def test_context_too_long_is_400_context_length_exceeded(client, served):
     [("temperature", 2.5), ("top_p", 0), ("max_tokens", 0), ("n", 0), ("stop", ["a", "b", "c", "d", "e"]),
      ("messages", []), ("presence_penalty", 1.0), ("logprobs", True)],
 )
-def test_invalid_parameter_values_are_400_naming_the_param(served, field, value):
+def test_invalid_parameter_values_are_400_naming_the_param(served, auth, field, value):
     body = {"model": served.model, "messages": USER, "max_tokens": 3, field: value}
-    response = httpx.post(f"{served.base_url}/chat/completions", json=body, timeout=60)
+    response = httpx.post(f"{served.base_url}/chat/completions", json=body, headers=auth, timeout=60)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -157,29 +157,30 @@ def test_invalid_parameter_values_are_400_naming_the_param(served, field, value)
     assert set(error) == {"message", "type", "param", "code"}
 
 
-def test_bad_role_order_is_400_without_echoing_input(served):
+def test_bad_role_order_is_400_without_echoing_input(served, auth):
     marker = "ZZ-private-text-ZZ"
     body = {"model": served.model, "messages": [{"role": "assistant", "content": marker}]}
-    response = httpx.post(f"{served.base_url}/chat/completions", json=body, timeout=60)
+    response = httpx.post(f"{served.base_url}/chat/completions", json=body, headers=auth, timeout=60)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "messages"
     assert marker not in response.text
     body = {"model": served.model, "messages": [{"role": "wizard", "content": marker}]}
-    response = httpx.post(f"{served.base_url}/chat/completions", json=body, timeout=60)
+    response = httpx.post(f"{served.base_url}/chat/completions", json=body, headers=auth, timeout=60)
     assert response.status_code == 400 and marker not in response.text
 
 
-def test_bad_json_is_400_invalid_request(served):
+def test_bad_json_is_400_invalid_request(served, auth):
     response = httpx.post(
-        f"{served.base_url}/chat/completions", content=b'{"model": ', headers={"content-type": "application/json"}
+        f"{served.base_url}/chat/completions", content=b'{"model": ',
+        headers={"content-type": "application/json", **auth},
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
 
 
-def test_unknown_route_and_method_use_the_error_envelope(served):
+def test_unknown_route_and_method_use_the_error_envelope(served, auth):
     assert httpx.get(f"{served.base_url}/nothing-here").json()["error"]["type"] == "invalid_request_error"
-    response = httpx.get(f"{served.base_url}/chat/completions")
+    response = httpx.get(f"{served.base_url}/chat/completions", headers=auth)
     assert response.status_code == 405 and "error" in response.json()
 
 

@@ -11,11 +11,17 @@ import json
 import httpx
 import pytest
 
+from serve.config import TenancyConfig
 from serve.engine.adapter import EngineAdapter
 from serve.engine.types import EngineOutput
 from serve.errors import ServiceUnavailableError
-from serve.gateway.pipeline import Pipeline
+from serve.gateway.pipeline import Pipeline, Tenancy
 from serve.gateway.routes import create_app
+from serve.redis_gate import RedisGate
+from serve.tenancy.auth import Authenticator
+from serve.tenancy.keys import KeyStore
+from serve.tenancy.quotas import QuotaManager
+from serve.tenancy.usage import UsageRecorder
 
 
 class FakeEngine:
@@ -35,26 +41,39 @@ class FakeEngine:
         return self._ready
 
 
-def make_client(tiny_tokenizer, engine) -> httpx.AsyncClient:
-    pipeline = Pipeline(EngineAdapter(tiny_tokenizer, 128, 4), engine, "m")
-    transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0), raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+@pytest.fixture
+async def make_client(tiny_tokenizer, redis_url):
+    """Builds a client of the app over a fake engine; tenancy runs on the real Redis."""
+    gate = RedisGate(redis_url)
+    config = TenancyConfig()
+    key, _ = await KeyStore(gate.client).create("routes")
+    tenancy = Tenancy(Authenticator(KeyStore(gate.client), gate, config), QuotaManager(gate, config),
+                      UsageRecorder(gate), cache=None)
+
+    def make(engine) -> httpx.AsyncClient:
+        pipeline = Pipeline(EngineAdapter(tiny_tokenizer, 128, 4), engine, "m", "m@test", tenancy)
+        transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0), raise_app_exceptions=False)
+        return httpx.AsyncClient(transport=transport, base_url="http://test",
+                                 headers={"Authorization": f"Bearer {key}"})
+
+    yield make
+    await gate.close()
 
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
-async def test_non_streamed_chat_shape(tiny_tokenizer):
-    async with make_client(tiny_tokenizer, FakeEngine()) as client:
+async def test_non_streamed_chat_shape(make_client):
+    async with make_client(FakeEngine()) as client:
         body = (await client.post("/v1/chat/completions", json=BODY)).json()
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hello"}
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"]["completion_tokens"] == 2
 
 
-async def test_engine_failure_midstream_ends_with_an_error_event(tiny_tokenizer):
+async def test_engine_failure_midstream_ends_with_an_error_event(make_client):
     engine = FakeEngine(fail_with=ServiceUnavailableError(message="busy", code="engine_overloaded"))
-    async with make_client(tiny_tokenizer, engine) as client:
+    async with make_client(engine) as client:
         raw = (await client.post("/v1/chat/completions", json={**BODY, "stream": True})).text
     events = [e for e in raw.split("\n\n") if e]
     assert "[DONE]" not in raw
@@ -64,9 +83,9 @@ async def test_engine_failure_midstream_ends_with_an_error_event(tiny_tokenizer)
     assert "Hel" in events[1]
 
 
-async def test_unexpected_engine_error_is_a_generic_500_without_internals(tiny_tokenizer):
+async def test_unexpected_engine_error_is_a_generic_500_without_internals(make_client):
     engine = FakeEngine(fail_with=RuntimeError("secret internal detail"))
-    async with make_client(tiny_tokenizer, engine) as client:
+    async with make_client(engine) as client:
         response = await client.post("/v1/chat/completions", json=BODY)
         stream = await client.post("/v1/chat/completions", json={**BODY, "stream": True})
     assert response.status_code == 500
@@ -75,9 +94,9 @@ async def test_unexpected_engine_error_is_a_generic_500_without_internals(tiny_t
     assert '"code":"internal_error"' in stream.text
 
 
-async def test_overload_before_streaming_is_503(tiny_tokenizer):
+async def test_overload_before_streaming_is_503(make_client):
     engine = FakeEngine(pieces=(), fail_with=ServiceUnavailableError(message="busy", code="engine_overloaded"))
-    async with make_client(tiny_tokenizer, engine) as client:
+    async with make_client(engine) as client:
         response = await client.post("/v1/chat/completions", json=BODY)
     assert response.status_code == 503 and response.json()["error"]["code"] == "engine_overloaded"
 
@@ -88,14 +107,14 @@ async def test_overload_before_streaming_is_503(tiny_tokenizer):
      (b"model=m", {"content-type": "application/x-www-form-urlencoded"}, "invalid_body"),
      (b"{", {"content-type": "application/json"}, "invalid_json")],
 )
-async def test_malformed_bodies_are_400(tiny_tokenizer, content, headers, code):
-    async with make_client(tiny_tokenizer, FakeEngine()) as client:
+async def test_malformed_bodies_are_400(make_client, content, headers, code):
+    async with make_client(FakeEngine()) as client:
         response = await client.post("/v1/chat/completions", content=content, headers=headers)
     assert response.status_code == 400 and response.json()["error"]["code"] == code
 
 
-async def test_missing_field_names_the_param(tiny_tokenizer):
-    async with make_client(tiny_tokenizer, FakeEngine()) as client:
+async def test_missing_field_names_the_param(make_client):
+    async with make_client(FakeEngine()) as client:
         response = await client.post("/v1/chat/completions", json={"model": "m"})
     assert response.json()["error"] == {
         "message": "Missing required parameter: 'messages'.", "type": "invalid_request_error",
@@ -103,7 +122,7 @@ async def test_missing_field_names_the_param(tiny_tokenizer):
     }
 
 
-async def test_readiness_follows_the_engine(tiny_tokenizer):
-    async with make_client(tiny_tokenizer, FakeEngine(ready=False)) as client:
+async def test_readiness_follows_the_engine(make_client):
+    async with make_client(FakeEngine(ready=False)) as client:
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).status_code == 200

@@ -1,0 +1,167 @@
+"""Shaping generated choices into OpenAI responses and server-sent events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..engine.types import EngineOutput
+from ..errors import APIError, internal_error
+from ..protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatDelta,
+    Completion,
+    CompletionChoice,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+DONE_EVENT = "data: [DONE]\n\n"
+
+# A stream of (choice index, output) pairs, closed by the request's usage.
+Events = AsyncIterator["tuple[int, EngineOutput] | Usage"]
+
+
+@dataclass
+class ChoiceResult:
+    """A choice collected whole."""
+
+    text: str = ""
+    tokens: int = 0
+    finish_reason: str | None = None
+
+
+def sse(payload: dict) -> str:
+    """One server-sent event carrying a JSON payload."""
+    return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"
+
+
+def client_finish_reason(reason: str | None) -> str:
+    """Maps an engine finish reason to the API's; an engine failure becomes an error."""
+    if reason in ("stop", "length"):
+        return reason
+    raise internal_error()
+
+
+class ChatShape:
+    """``chat.completion`` objects and ``chat.completion.chunk`` events."""
+
+    endpoint = "chat"
+
+    def __init__(self, request_id: str, model: str) -> None:
+        self.request_id, self.model, self.created = request_id, model, int(time.time())
+
+    def whole(self, choices: list[ChoiceResult], usage: Usage) -> ChatCompletion:
+        """The non-streamed response."""
+        return ChatCompletion(
+            id=self.request_id, created=self.created, model=self.model, usage=usage,
+            choices=[
+                ChatChoice(index=i, message=AssistantMessage(content=c.text),
+                           finish_reason=client_finish_reason(c.finish_reason))
+                for i, c in enumerate(choices)
+            ],
+        )
+
+    async def events(self, events: Events, choices: int, include_usage: bool) -> AsyncIterator[str]:
+        """The streamed response: a role chunk per choice, content chunks, finish chunks, usage."""
+
+        def chunk(chunk_choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
+            body = ChatCompletionChunk(
+                id=self.request_id, created=self.created, model=self.model, choices=chunk_choices, usage=usage
+            ).model_dump()
+            if not include_usage:
+                del body["usage"]  # OpenAI sends the field only when usage was asked for
+            return sse(body)
+
+        for index in range(choices):
+            yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))])
+        async for event in events:
+            if isinstance(event, Usage):
+                if include_usage:
+                    yield chunk([], usage=event)
+                continue
+            index, output = event
+            if output.text:
+                yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(content=output.text))])
+            if output.finish_reason is not None:
+                reason = client_finish_reason(output.finish_reason)
+                yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(), finish_reason=reason)])
+
+
+class CompletionShape:
+    """``text_completion`` objects, streamed or not."""
+
+    endpoint = "completion"
+
+    def __init__(self, request_id: str, model: str) -> None:
+        self.request_id, self.model, self.created = request_id, model, int(time.time())
+
+    def whole(self, choices: list[ChoiceResult], usage: Usage) -> Completion:
+        """The non-streamed response."""
+        return Completion(
+            id=self.request_id, created=self.created, model=self.model, usage=usage,
+            choices=[
+                CompletionChoice(index=i, text=c.text, finish_reason=client_finish_reason(c.finish_reason))
+                for i, c in enumerate(choices)
+            ],
+        )
+
+    async def events(self, events: Events, choices: int, include_usage: bool) -> AsyncIterator[str]:
+        """The streamed response: text chunks with the finish reason on each choice's last."""
+
+        def chunk(chunk_choices: list[CompletionChoice], usage: Usage | None = None) -> str:
+            body = Completion(
+                id=self.request_id, created=self.created, model=self.model, choices=chunk_choices, usage=usage
+            ).model_dump()
+            if not include_usage:
+                del body["usage"]
+            return sse(body)
+
+        async for event in events:
+            if isinstance(event, Usage):
+                if include_usage:
+                    yield chunk([], usage=event)
+                continue
+            index, output = event
+            reason = None if output.finish_reason is None else client_finish_reason(output.finish_reason)
+            if output.text or reason is not None:
+                yield chunk([CompletionChoice(index=index, text=output.text, finish_reason=reason)])
+
+
+async def collect(events: Events, choices: int) -> tuple[list[ChoiceResult], Usage]:
+    """Gathers a whole response from its events."""
+    results = [ChoiceResult() for _ in range(choices)]
+    usage = Usage.of(0, 0)
+    async for event in events:
+        if isinstance(event, Usage):
+            usage = event
+            continue
+        index, output = event
+        result = results[index]
+        result.text += output.text
+        result.tokens += output.num_tokens
+        result.finish_reason = output.finish_reason or result.finish_reason
+    return results, usage
+
+
+async def guard_stream(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Ends an event stream the OpenAI way: ``[DONE]``, or an error event if it fails midway."""
+    try:
+        async for event in events:
+            yield event
+    except APIError as error:
+        yield sse(error.body().model_dump())
+        return
+    except Exception:
+        logger.exception("stream failed")
+        yield sse(internal_error().body().model_dump())
+        return
+    yield DONE_EVENT

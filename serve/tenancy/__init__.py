@@ -1,0 +1,1 @@
+"""Product-team access: API keys, per-team quotas and usage, all shared through Redis."""
