@@ -118,3 +118,9 @@ def admin_headers() -> dict[str, str]:
 def make_key(served: Served):
     """Creates API keys in the test Redis: ``make_key(team, rpm=..., tpm=..., models=...)``."""
     return lambda team, **options: create_key(served.redis_url, team, **options)
+
+
+@pytest.fixture(scope="session")
+def create_key_in():
+    """``create_key_in(redis_url, team, **options)``: a key in any Redis."""
+    return create_key
