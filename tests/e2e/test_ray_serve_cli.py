@@ -48,10 +48,10 @@ def wait_ready(url: str) -> None:
     pytest.fail(f"{url} never became ready")
 
 
-def ask(base_url: str, model: str) -> str:
+def ask(base_url: str, model: str, api_key: str) -> str:
     from openai import OpenAI
 
-    client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60)
+    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
     response = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=4, temperature=0
     )
@@ -76,6 +76,6 @@ def test_serve_run_deploys_the_app(served, tiny_model_dir, tmp_path, form):
         serve_run([str(path)], tiny_model_dir)
     try:
         wait_ready(f"{served.root_url}/{name}/readyz")
-        assert ask(f"{served.root_url}/{name}/v1", config.model.served_name) == "length"
+        assert ask(f"{served.root_url}/{name}/v1", config.model.served_name, served.api_key) == "length"
     finally:
         serve.delete(name)
