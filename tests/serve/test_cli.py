@@ -23,3 +23,18 @@ def test_ray_config_embeds_the_deployment_config(capsys):
     embedded = AppConfig.model_validate(app["args"])
     expected = load_config(packaged_config_path("mistral-7b"))
     assert embedded.model == expected.model and embedded.engine == expected.engine
+
+
+def test_run_with_an_uncached_hub_model_offline_fails_fast_with_instructions(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), MISTRAL_SERVE_STATE_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "serve.cli", "run", "--config", str(packaged_config_path("mistral-7b"))],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "not in the local Hugging Face cache" in done.stderr and "hf download" in done.stderr
+    assert not (tmp_path / "local-stack.json").exists()  # nothing was started
