@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from ..engine.types import EngineOutput
 from ..errors import APIError, internal_error
 from ..protocol import (
@@ -51,13 +53,50 @@ def client_finish_reason(reason: str | None) -> str:
     raise internal_error()
 
 
-class ChatShape:
-    """``chat.completion`` objects and ``chat.completion.chunk`` events."""
+class _Shape:
+    """What both endpoints share: ids, the usage chunk, and the loop over engine events."""
 
-    endpoint = "chat"
+    endpoint = ""
 
     def __init__(self, request_id: str, model: str) -> None:
         self.request_id, self.model, self.created = request_id, model, int(time.time())
+
+    def _chunk_model(self, choices: list, usage: Usage | None) -> BaseModel:
+        raise NotImplementedError
+
+    def _opening(self, choices: int) -> list[list]:
+        """Chunk choice lists sent before any output."""
+        return []
+
+    def _increment(self, index: int, output: EngineOutput) -> list[list]:
+        """Chunk choice lists for one engine output."""
+        raise NotImplementedError
+
+    async def events(self, events: Events, choices: int, include_usage: bool) -> AsyncIterator[str]:
+        """The streamed response, ending with the usage chunk when asked for."""
+
+        def chunk(chunk_choices: list, usage: Usage | None = None) -> str:
+            body = self._chunk_model(chunk_choices, usage).model_dump()
+            if not include_usage:
+                del body["usage"]  # OpenAI sends the field only when usage was asked for
+            return sse(body)
+
+        for chunk_choices in self._opening(choices):
+            yield chunk(chunk_choices)
+        async for event in events:
+            if isinstance(event, Usage):
+                if include_usage:
+                    yield chunk([], usage=event)
+                continue
+            for chunk_choices in self._increment(*event):
+                yield chunk(chunk_choices)
+
+
+class ChatShape(_Shape):
+    """``chat.completion`` objects and ``chat.completion.chunk`` events: a role chunk per
+    choice, content chunks, then a finish chunk per choice."""
+
+    endpoint = "chat"
 
     def whole(self, choices: list[ChoiceResult], usage: Usage) -> ChatCompletion:
         """The non-streamed response."""
@@ -70,39 +109,28 @@ class ChatShape:
             ],
         )
 
-    async def events(self, events: Events, choices: int, include_usage: bool) -> AsyncIterator[str]:
-        """The streamed response: a role chunk per choice, content chunks, finish chunks, usage."""
+    def _chunk_model(self, choices: list, usage: Usage | None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(id=self.request_id, created=self.created, model=self.model, choices=choices,
+                                   usage=usage)
 
-        def chunk(chunk_choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
-            body = ChatCompletionChunk(
-                id=self.request_id, created=self.created, model=self.model, choices=chunk_choices, usage=usage
-            ).model_dump()
-            if not include_usage:
-                del body["usage"]  # OpenAI sends the field only when usage was asked for
-            return sse(body)
+    def _opening(self, choices: int) -> list[list]:
+        return [[ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))] for i in range(choices)]
 
-        for index in range(choices):
-            yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))])
-        async for event in events:
-            if isinstance(event, Usage):
-                if include_usage:
-                    yield chunk([], usage=event)
-                continue
-            index, output = event
-            if output.text:
-                yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(content=output.text))])
-            if output.finish_reason is not None:
-                reason = client_finish_reason(output.finish_reason)
-                yield chunk([ChatChunkChoice(index=index, delta=ChatDelta(), finish_reason=reason)])
+    def _increment(self, index: int, output: EngineOutput) -> list[list]:
+        chunks = []
+        if output.text:
+            chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(content=output.text))])
+        if output.finish_reason is not None:
+            reason = client_finish_reason(output.finish_reason)
+            chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(), finish_reason=reason)])
+        return chunks
 
 
-class CompletionShape:
-    """``text_completion`` objects, streamed or not."""
+class CompletionShape(_Shape):
+    """``text_completion`` objects, streamed or not; a stream carries each choice's finish
+    reason on its last text chunk."""
 
     endpoint = "completion"
-
-    def __init__(self, request_id: str, model: str) -> None:
-        self.request_id, self.model, self.created = request_id, model, int(time.time())
 
     def whole(self, choices: list[ChoiceResult], usage: Usage) -> Completion:
         """The non-streamed response."""
@@ -114,26 +142,14 @@ class CompletionShape:
             ],
         )
 
-    async def events(self, events: Events, choices: int, include_usage: bool) -> AsyncIterator[str]:
-        """The streamed response: text chunks with the finish reason on each choice's last."""
+    def _chunk_model(self, choices: list, usage: Usage | None) -> Completion:
+        return Completion(id=self.request_id, created=self.created, model=self.model, choices=choices, usage=usage)
 
-        def chunk(chunk_choices: list[CompletionChoice], usage: Usage | None = None) -> str:
-            body = Completion(
-                id=self.request_id, created=self.created, model=self.model, choices=chunk_choices, usage=usage
-            ).model_dump()
-            if not include_usage:
-                del body["usage"]
-            return sse(body)
-
-        async for event in events:
-            if isinstance(event, Usage):
-                if include_usage:
-                    yield chunk([], usage=event)
-                continue
-            index, output = event
-            reason = None if output.finish_reason is None else client_finish_reason(output.finish_reason)
-            if output.text or reason is not None:
-                yield chunk([CompletionChoice(index=index, text=output.text, finish_reason=reason)])
+    def _increment(self, index: int, output: EngineOutput) -> list[list]:
+        reason = None if output.finish_reason is None else client_finish_reason(output.finish_reason)
+        if not output.text and reason is None:
+            return []
+        return [[CompletionChoice(index=index, text=output.text, finish_reason=reason)]]
 
 
 async def collect(events: Events, choices: int) -> tuple[list[ChoiceResult], Usage]:
