@@ -109,7 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A run started in the background from a script inherits SIGINT as ignored: restore Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stack, embedded = _start_local_stack(settings)
     try:
         demo_key = asyncio.run(_rotate_demo_key(stack, LocalStack.load(settings.state_dir)))
@@ -120,6 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (visible) deployment config.
         env = {"MISTRAL_SERVE_REDIS_URL": stack.redis_url, "MISTRAL_SERVE_ADMIN_TOKEN": stack.admin_token}
         ray.init(include_dashboard=args.dashboard, logging_level=logging.WARNING, runtime_env={"env_vars": env})
+        # NOTE: after ray.init, which installs a SIGTERM handler of its own that just exits.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             serve.start(http_options={"host": config.http.host, "port": config.http.port})
             serve.run(app, name=config.name, route_prefix="/")

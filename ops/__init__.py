@@ -1,0 +1,1 @@
+"""Operations tooling for mistral-serve: benchmarks and prepared GPU scripts."""

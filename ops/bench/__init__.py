@@ -1,0 +1,1 @@
+"""Benchmarks: the engine against plain ``generate``, and the service under a streaming load sweep."""

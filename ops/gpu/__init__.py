@@ -1,0 +1,1 @@
+"""Prepared scripts for CUDA machines (run by hand there, never in CI)."""
