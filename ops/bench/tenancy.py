@@ -43,20 +43,20 @@ async def cache_hit_vs_miss(base_url: str, api_key: str, model: str, requests: i
     """Latency of generated (miss) and replayed (hit) answers to the same requests."""
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=120)
     run_id = uuid.uuid4().hex[:8]
     prompts = [[{"role": "user", "content": f"bench {run_id} question {i}: describe the cache"}] for i in range(requests)]
     timings: dict[str, list[float]] = {"miss": [], "hit": []}
-    for expected in ("miss", "hit"):
-        for prompt in prompts:
-            started = time.perf_counter()
-            raw = await client.chat.completions.with_raw_response.create(
-                model=model, messages=prompt, max_tokens=max_tokens, temperature=0
-            )
-            elapsed = time.perf_counter() - started
-            if raw.headers.get("x-cache") != expected:
-                raise RuntimeError(f"expected a cache {expected}, got {raw.headers.get('x-cache')}")
-            timings[expected].append(elapsed)
+    async with AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=120) as client:
+        for expected in ("miss", "hit"):
+            for prompt in prompts:
+                started = time.perf_counter()
+                raw = await client.chat.completions.with_raw_response.create(
+                    model=model, messages=prompt, max_tokens=max_tokens, temperature=0
+                )
+                elapsed = time.perf_counter() - started
+                if raw.headers.get("x-cache") != expected:
+                    raise RuntimeError(f"expected a cache {expected}, got {raw.headers.get('x-cache')}")
+                timings[expected].append(elapsed)
     miss, hit = percentiles(timings["miss"]), percentiles(timings["hit"])
     return {"requests": requests, "max_tokens": max_tokens, "miss": miss, "hit": hit,
             "miss_over_hit_p50": miss["p50_ms"] / hit["p50_ms"]}
