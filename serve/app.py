@@ -13,16 +13,17 @@ from ray.serve import Application
 
 from .config import AppConfig, load_config
 from .engine.deployment import EngineDeployment
-from .engine.loader import check_model_available, resolve_model_source
+from .engine.loader import check_model_available, context_length, load_model_config, resolve_model_source
 from .gateway.deployment import GatewayDeployment
 from .settings import Settings
 
 
 def build_application(config: AppConfig, settings: Settings | None = None) -> Application:
-    """Binds the Gateway and Engine deployments described by ``config``.
+    """Binds the Gateway, Moderation and Engine deployments described by ``config``.
 
     Fails fast, before any replica starts, when the model cannot be found (see
-    :func:`serve.engine.loader.check_model_available`).
+    :func:`serve.engine.loader.check_model_available`) or a moderation policy is broken
+    (:class:`guardrails.policy.PolicyError`).
     """
     settings = settings or Settings()
     source = resolve_model_source(config.model, settings.tiny_model_dir)
@@ -30,9 +31,19 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     engine = EngineDeployment.options(
         **config.engine.deployment.serve_options(config.engine.default_max_ongoing())
     ).bind(source, config.model.revision, config.engine)
+    moderation = policies = None
+    if config.moderation.enabled:
+        from guardrails.deployment import ModerationDeployment
+        from guardrails.policy import load_policies
+
+        policies = load_policies(config.moderation.policies_dir, config.moderation.default_policy).infos()
+        max_model_len = context_length(load_model_config(source, config.model.revision), config.engine.max_model_len)
+        moderation = ModerationDeployment.options(
+            **config.moderation.deployment.serve_options(config.moderation.default_max_ongoing())
+        ).bind(config.moderation, engine, source, config.model.revision, max_model_len)
     return GatewayDeployment.options(
         **config.gateway.deployment.serve_options(config.gateway.default_max_ongoing())
-    ).bind(engine, source, config)
+    ).bind(engine, source, config, moderation=moderation, policies=policies)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -131,7 +131,6 @@ class PromptCache:
         self._config = config
         self._acquire = gate.client.register_script(_ACQUIRE)
         self._finish_script = gate.client.register_script(_FINISH)
-        self.redis_errors = 0
 
     async def acquire(self, key: str) -> Flight:
         """A hit, or the right to generate (miss), or a bypass when Redis fails or waiting times out."""
@@ -149,7 +148,6 @@ class PromptCache:
                     return Flight("bypass")
                 await asyncio.sleep(_POLL_S)
         except RedisUnavailable:
-            self.redis_errors += 1
             logger.warning("prompt cache bypassed: redis unreachable")
             return Flight("bypass")
 
@@ -163,5 +161,4 @@ class PromptCache:
                 args=[token, value, self._config.ttl_s, self._config.max_entries],
             ))
         except RedisUnavailable:
-            self.redis_errors += 1
             logger.warning("prompt cache store skipped: redis unreachable")

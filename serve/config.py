@@ -40,16 +40,29 @@ class ModelConfig(_Strict):
 
 
 class AutoscalingConfig(_Strict):
-    """Ray Serve autoscaling bounds for one deployment."""
+    """Ray Serve autoscaling bounds for one deployment (see docs/scaling.md for the numbers)."""
 
     min_replicas: int = Field(default=1, ge=0, description="Fewest replicas kept running.")
     max_replicas: int = Field(default=1, ge=1, description="Most replicas the autoscaler may start.")
-    target_ongoing_requests: float = Field(
-        default=2, gt=0, description="Ongoing requests per replica the autoscaler aims at."
+    target_ongoing_requests: float | None = Field(
+        default=None,
+        gt=0,
+        description="Ongoing (running + queued) requests per replica the autoscaler aims at. None: "
+        "derived, 3/4 of the replica's capacity (max_ongoing_requests / 2; the engine's batch), never "
+        "Ray Serve's default of 2, which would scale a batching engine out at two sequences per GPU.",
     )
     upscale_delay_s: float = Field(default=30, ge=0, description="Sustained load before scaling up.")
     downscale_delay_s: float = Field(
         default=600, ge=0, description="Sustained idleness before scaling down."
+    )
+    look_back_period_s: float | None = Field(
+        default=None, gt=0, description="Window over which load is averaged (None: Ray's 30 s)."
+    )
+    metrics_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="How often replicas and handles report their load (None: Ray's 10 s). Deprecated "
+        "by Ray but still honoured; lower it only for short test clusters.",
     )
 
     @model_validator(mode="after")
@@ -57,6 +70,21 @@ class AutoscalingConfig(_Strict):
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
         return self
+
+
+class BackpressureConfig(_Strict):
+    """How a request is refused when every replica is full and the caller's queue is too."""
+
+    status_code: Literal[503, 429] = Field(
+        default=503,
+        description="503 (the service is at capacity; clients and load balancers retry elsewhere) or "
+        "429 (clients back off as from a rate limit). Either way with the OpenAI error envelope.",
+    )
+    retry_after_s: float = Field(
+        default=1,
+        ge=0,
+        description="Retry-After seconds sent with the refusal: about the time for a batch slot to free.",
+    )
 
 
 class DeploymentOptions(_Strict):
@@ -74,28 +102,54 @@ class DeploymentOptions(_Strict):
     max_ongoing_requests: int | None = Field(
         default=None, ge=1, description="Requests one replica handles at once (None: derived)."
     )
-    max_queued_requests: int = Field(
-        default=-1, description="Requests queued per caller before rejecting; -1 means unbounded."
+    max_queued_requests: int | None = Field(
+        default=None,
+        ge=-1,
+        description="Requests each caller (a gateway replica's handle, a proxy) queues for this "
+        "deployment while every replica is full; one more is rejected at once with the backpressure "
+        "status. None: derived, the replica's capacity (max_ongoing_requests / 2); -1: unbounded.",
+    )
+    backpressure: BackpressureConfig = Field(
+        default_factory=lambda: BackpressureConfig(),
+        description="The answer to a request rejected because the queue is full.",
     )
     graceful_shutdown_timeout_s: float = Field(
         default=30, ge=0, description="How long a stopping replica lets in-flight requests finish."
     )
     health_check_period_s: float = Field(default=10, gt=0, description="Seconds between health checks.")
 
+    @model_validator(mode="after")
+    def _target_within_capacity(self) -> DeploymentOptions:
+        target = self.autoscaling.target_ongoing_requests if self.autoscaling else None
+        if target is not None and self.max_ongoing_requests is not None and target > self.max_ongoing_requests:
+            # Replicas would be full (and callers queueing) before the autoscaler saw its target.
+            raise ValueError("autoscaling.target_ongoing_requests must not exceed max_ongoing_requests")
+        return self
+
     def serve_options(self, default_max_ongoing: int) -> dict[str, Any]:
-        """Keyword arguments for ``Deployment.options``."""
+        """Keyword arguments for ``Deployment.options``.
+
+        Unset numbers derive from one capacity C = max_ongoing_requests / 2 (for the engine, whose
+        max_ongoing_requests defaults to twice its batch, C is the batch): the autoscaler aims at
+        0.75 C ongoing requests per replica and each caller queues at most C more.
+        """
         actor_options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
         if self.resources:
             actor_options["resources"] = dict(self.resources)
+        max_ongoing = self.max_ongoing_requests or default_max_ongoing
+        capacity = max(1, max_ongoing // 2)
         options: dict[str, Any] = {
             "ray_actor_options": actor_options,
-            "max_ongoing_requests": self.max_ongoing_requests or default_max_ongoing,
-            "max_queued_requests": self.max_queued_requests,
+            "max_ongoing_requests": max_ongoing,
+            "max_queued_requests": capacity if self.max_queued_requests is None else self.max_queued_requests,
+            "backpressure_config": self.backpressure.model_dump(),
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
             "health_check_period_s": self.health_check_period_s,
         }
         if self.autoscaling is not None:
-            options["autoscaling_config"] = self.autoscaling.model_dump()
+            autoscaling = self.autoscaling.model_dump(exclude_none=True)
+            autoscaling.setdefault("target_ongoing_requests", 0.75 * capacity)
+            options["autoscaling_config"] = autoscaling
         else:
             options["num_replicas"] = self.num_replicas
         return options
@@ -124,6 +178,19 @@ class EngineConfig(_Strict):
     )
     torch_threads: int | None = Field(
         default=None, ge=1, description="CPU threads for torch in the engine (None: num_cpus)."
+    )
+    stall_timeout_s: float = Field(
+        default=60,
+        gt=0,
+        description="The replica's health check fails when sequences are pending and the engine has "
+        "made no progress (no token, no finished or new sequence) for this long: a model that stops "
+        "answering (hung forward pass, stuck GPU) is replaced. Far above the slowest step (a full "
+        "prefill). An idle replica proves progress with a one-token probe once per this period.",
+    )
+    fault_injection: bool = Field(
+        default=False,
+        description="TEST ONLY: lets EngineDeployment.inject_fault make the model stop answering, "
+        "for fault-recovery tests. Never enable in a real deployment.",
     )
     deployment: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=1),
@@ -184,6 +251,32 @@ class CacheConfig(_Strict):
     )
 
 
+class ModerationConfig(_Strict):
+    """The moderation layer (``guardrails``): policies, the default one, audit, its deployment."""
+
+    enabled: bool = Field(default=True, description="Run input and output rails on every request.")
+    policies_dir: Path | None = Field(
+        default=None, description="Directory of policy directories (None: the packaged guardrails/policies)."
+    )
+    default_policy: str = Field(default="default", description="Policy of teams that have none set.")
+    audit_include_text: bool = Field(
+        default=False, description="Put the checked text in audit events (off: prompts are never logged)."
+    )
+    deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.5),
+        description="Ray Serve options of the Moderation deployment.",
+    )
+
+    def default_max_ongoing(self) -> int:
+        """Checks one replica runs at once.
+
+        Offline rails take about a millisecond of CPU per check, so a replica answers roughly a
+        thousand checks a second; 64 in flight bounds the queueing delay a check can add to ~64 ms
+        while letting model-based checks (which wait on the engine, not the CPU) overlap.
+        """
+        return 64
+
+
 class HttpConfig(_Strict):
     """Where ``mistral-serve run`` binds Ray Serve's HTTP proxy."""
 
@@ -200,6 +293,7 @@ class AppConfig(_Strict):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="The HTTP gateway.")
     tenancy: TenancyConfig = Field(default_factory=TenancyConfig, description="Keys, quotas, usage.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="The prompt cache.")
+    moderation: ModerationConfig = Field(default_factory=ModerationConfig, description="Input and output rails.")
     http: HttpConfig = Field(default_factory=HttpConfig, description="Local HTTP binding.")
 
 

@@ -6,6 +6,7 @@ request becomes a generic 500 whose message reveals nothing internal.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -53,6 +54,17 @@ class ContextLengthExceededError(InvalidRequestError):
             ),
             param=param,
             code="context_length_exceeded",
+        )
+
+
+class ContentFilterError(InvalidRequestError):
+    """The input rails blocked the request (400, ``code: content_filter``)."""
+
+    def __init__(self, rail: str | None, param: str) -> None:
+        super().__init__(
+            message=f"Your request was blocked by the content policy (rail: {rail or 'unknown'}).",
+            param=param,
+            code="content_filter",
         )
 
 
@@ -129,3 +141,25 @@ class EngineError(APIError):
 def internal_error() -> EngineError:
     """The error clients see for any unexpected failure: it reveals nothing internal."""
     return EngineError(message="The server had an error while processing your request.", code="internal_error")
+
+
+def overloaded_error(status: int, retry_after_s: float | None) -> APIError:
+    """The refusal when every engine replica is full and the queue bound is reached.
+
+    Args:
+        status: 503 (default) or 429 (``engine.deployment.backpressure.status_code``).
+        retry_after_s: Seconds for the ``Retry-After`` header (rounded up); None: no header.
+    """
+    headers = {} if retry_after_s is None else {"Retry-After": str(math.ceil(retry_after_s))}
+    error_class = RateLimitError if status == 429 else ServiceUnavailableError
+    return error_class(message="The engine is at capacity. Please retry shortly.", code="engine_overloaded",
+                       headers=headers)
+
+
+def engine_unavailable_error(retry_after_s: float = 1) -> ServiceUnavailableError:
+    """A 503 for an engine replica lost mid-request (crash, node loss, failed health check)."""
+    return ServiceUnavailableError(
+        message="The engine replica serving this request became unavailable. Please retry.",
+        code="engine_unavailable",
+        headers={"Retry-After": str(math.ceil(retry_after_s))},
+    )

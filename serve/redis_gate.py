@@ -16,6 +16,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from . import metrics
+
 T = TypeVar("T")
 
 
@@ -50,12 +52,16 @@ class RedisGate:
             RedisUnavailable: Redis failed now or recently.
         """
         if time.monotonic() < self._open_until:
+            metrics.record_redis("rejected")
             raise RedisUnavailable("redis recently unreachable")
         try:
-            return await operation(self.client)
+            result = await operation(self.client)
         except (RedisError, OSError) as error:
             self._open_until = time.monotonic() + self._retry_after_s
+            metrics.record_redis("error")
             raise RedisUnavailable(type(error).__name__) from error
+        metrics.record_redis("ok")
+        return result
 
     async def close(self) -> None:
         """Closes the connection pool."""

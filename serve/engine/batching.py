@@ -14,6 +14,7 @@ import asyncio
 import collections
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from transformers import DynamicCache
 
 from . import kv
 from .sampling import make_generator, sample_next_tokens
+from .telemetry import EngineTelemetry
 from .text import IncrementalDetokenizer, StopStringFilter
 from .types import EngineOutput, EngineRequest, EngineStats
 
@@ -44,6 +46,9 @@ class _Sequence:
     last_token: int = -1
     finish_reason: str | None = None
     cancelled: bool = False
+    # Metrics (see telemetry.py): monotonic times of submission and of the latest token.
+    submitted_at: float = 0.0
+    last_token_at: float = 0.0
 
 
 class GenerationHandle:
@@ -68,6 +73,7 @@ class BatchingEngine:
         max_batch_size: Sequences decoded together.
         max_model_len: Context limit per sequence (prompt plus completion).
         max_prefill_tokens: Padded prompt tokens admitted into one prefill.
+        telemetry: Receives per-sequence timings for metrics (optional).
     """
 
     def __init__(
@@ -78,12 +84,14 @@ class BatchingEngine:
         max_batch_size: int,
         max_model_len: int,
         max_prefill_tokens: int = 8192,
+        telemetry: EngineTelemetry | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.max_model_len = max_model_len
         self.max_prefill_tokens = max_prefill_tokens
+        self.telemetry = telemetry
         self.device = next(model.parameters()).device
         self._eos_ids = frozenset(_eos_token_ids(model, tokenizer))
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self._eos_ids, default=0)
@@ -140,6 +148,7 @@ class BatchingEngine:
             detokenizer=IncrementalDetokenizer(self.tokenizer, request.prompt_token_ids),
             stop_filter=StopStringFilter(request.sampling.stop),
             generator=make_generator(request.sampling.seed, self.device),
+            submitted_at=time.monotonic(),
         )
         with self._lock:
             if self._stopping:
@@ -234,6 +243,8 @@ class BatchingEngine:
         self._cache, self._mask = kv.concat(self._cache, self._mask, cache, mask)
         for sequence, prompt in zip(joining, prompts):
             sequence.cached = len(prompt)
+        if self.telemetry is not None:
+            self.telemetry.on_prefill(sum(len(p) for p in prompts))
         self._running.extend(joining)
         self._accept(joining, logits)
 
@@ -268,6 +279,11 @@ class BatchingEngine:
         params = sequence.request.sampling
         sequence.last_token = token
         sequence.generated += 1
+        if self.telemetry is not None:
+            now = time.monotonic()
+            first = sequence.generated == 1
+            self.telemetry.on_token(now - (sequence.submitted_at if first else sequence.last_token_at), first)
+            sequence.last_token_at = now
         if token in self._eos_ids and not params.ignore_eos:
             self._emit(sequence, sequence.stop_filter.flush(), "stop")
             return
@@ -288,6 +304,8 @@ class BatchingEngine:
         if sequence.finish_reason is not None:
             return
         sequence.finish_reason = reason
+        if self.telemetry is not None:
+            self.telemetry.on_finish(reason, time.monotonic() - sequence.submitted_at)
         if notify and not sequence.cancelled:
             sequence.sink(EngineOutput(finish_reason=reason))  # type: ignore[arg-type]
         with self._lock:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
+from guardrails.audit import AuditLog
+from guardrails.client import RayModerationClient
 from ray import serve
 
 from ..cache import PromptCache
@@ -19,6 +21,7 @@ from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .admin import create_admin_router
 from .engine_client import RayEngineClient
+from .moderation import ModerationStage
 from .pipeline import Pipeline, Tenancy
 from .routes import create_app
 
@@ -38,9 +41,12 @@ class GatewayDeployment:
         config: The deployment config.
         redis_url: Overrides ``MISTRAL_SERVE_REDIS_URL`` (read in the replica, so the URL and its
             password need not travel through Ray's deployment config).
+        moderation: Handle of the Moderation deployment (None: moderation disabled).
+        policies: The moderation policies' names, versions, system prompts and stream settings.
     """
 
-    def __init__(self, engine_handle, source: str, config: AppConfig, redis_url: str | None = None) -> None:
+    def __init__(self, engine_handle, source: str, config: AppConfig, redis_url: str | None = None,
+                 moderation=None, policies: dict | None = None) -> None:
         settings = Settings()
         redis_url = redis_url or settings.redis_url
         if not redis_url:
@@ -54,12 +60,20 @@ class GatewayDeployment:
             usage=UsageRecorder(self._gate),
             cache=PromptCache(self._gate, config.cache) if config.cache.enabled else None,
         )
+        stage = None
+        if moderation is not None and policies:
+            default = config.moderation.default_policy
+            stage = ModerationStage(
+                RayModerationClient(moderation, policies, default), policies, default,
+                AuditLog(include_text=config.moderation.audit_include_text),
+            )
         self._pipeline = Pipeline(
             EngineAdapter(tokenizer, max_model_len, config.gateway.max_choices),
             RayEngineClient(engine_handle),
             config.model.served_name,
             model_fingerprint=f"{source}@{config.model.revision or 'default'}",
             tenancy=tenancy,
+            moderation=stage,
         )
         self._admin_token = settings.admin_token
         self._started_at = int(time.time())

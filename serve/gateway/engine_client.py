@@ -6,12 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
 from ..engine.types import EngineOutput, EngineRequest
-from ..errors import ServiceUnavailableError, internal_error
+from ..errors import engine_unavailable_error, internal_error, overloaded_error
 
 logger = logging.getLogger(__name__)
+
+# Retries of a request whose replica was lost before it produced output. One: a request that
+# itself crashes replicas can take down at most two.
+_RETRIES_ON_REPLICA_LOSS = 1
 
 
 class EngineClient(Protocol):
@@ -38,21 +43,37 @@ class RayEngineClient:
         self._stream = handle.options(stream=True)
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
-        """Streams one sequence from some engine replica."""
-        responses = self._stream.generate.remote(request)
-        try:
-            async for output in responses:
-                yield output
-        except (BackPressureError, DeploymentUnavailableError):
-            raise ServiceUnavailableError(
-                message="The engine is at capacity. Please retry shortly.", code="engine_overloaded"
-            ) from None
-        except Exception:
-            logger.exception("engine call failed for %s", request.request_id)
-            raise internal_error() from None
-        finally:
-            # Stops the replica's generation when our caller went away (client disconnect).
-            responses.cancel()
+        """Streams one sequence from some engine replica.
+
+        Every replica full and the queue bound reached: the deployment's backpressure answer (503
+        or 429 with Retry-After), at once. A replica lost before it produced any output (crashed,
+        its node died, its health check failed): one retry on another replica; lost later: a 503
+        the client may retry (a stream ends with that error event).
+        """
+        for attempt in range(1 + _RETRIES_ON_REPLICA_LOSS):
+            responses = self._stream.generate.remote(request)
+            produced = False
+            try:
+                async for output in responses:
+                    produced = True
+                    yield output
+                return
+            except BackPressureError as error:
+                raise overloaded_error(error.status_code, error.retry_after_s) from None
+            except DeploymentUnavailableError:
+                raise engine_unavailable_error() from None
+            except (RayActorError, ReplicaUnavailableError):
+                if not produced and attempt < _RETRIES_ON_REPLICA_LOSS:
+                    logger.warning("engine replica lost before any output of %s; retrying", request.request_id)
+                    continue
+                logger.warning("engine replica lost while serving %s", request.request_id)
+                raise engine_unavailable_error() from None
+            except Exception:
+                logger.exception("engine call failed for %s", request.request_id)
+                raise internal_error() from None
+            finally:
+                # Stops the replica's generation when our caller went away (client disconnect).
+                responses.cancel()
 
     async def ready(self) -> bool:
         """Asks one engine replica to generate a token."""

@@ -8,8 +8,11 @@ model or a stream of server-sent events, plus headers). See DESIGN.md's request 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +21,15 @@ from pydantic import BaseModel
 from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
 from ..engine.adapter import EngineAdapter, PreparedRequest
 from ..engine.types import EngineOutput, EngineRequest
-from ..errors import ModelNotFoundError, PermissionDeniedError
-from ..protocol import ChatCompletionRequest, CompletionRequest, Usage, _SamplingRequest
+from .. import metrics
+from ..errors import ModelNotFoundError, NotFoundError, PermissionDeniedError
+from ..protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, Usage, _SamplingRequest
 from ..tenancy.auth import Authenticator
 from ..tenancy.keys import Principal
 from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .engine_client import EngineClient
+from .moderation import ModerationStage, OutputCheck
 from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ class _Job:
     request_id: str
     prompt_tokens: int
     sequences: tuple[EngineRequest, ...]
+    started_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def of(cls, prepared: Sequence[PreparedRequest]) -> _Job:
@@ -54,9 +60,33 @@ class _Job:
             sequences=tuple(choice for p in prepared for choice in p.choices),
         )
 
+    def with_identity_of(self, other: _Job) -> _Job:
+        """This job under ``other``'s id and start time (a rebuilt job is the same request)."""
+        return dataclasses.replace(self, request_id=other.request_id, started_at=other.started_at)
+
     def token_budget(self) -> int:
         """Tokens the request may use at most: its prompts plus every choice's max_tokens."""
         return self.prompt_tokens + sum(s.sampling.max_tokens for s in self.sequences)
+
+
+@dataclass
+class _Outcome:
+    """How a request ended, for metrics."""
+
+    endpoint: str
+    status: int
+    first_token_at: float | None = None
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The client-written texts of a request, for the input rails, and how to rebuild the job
+    when a rail masked some of them."""
+
+    texts: list[str]
+    param: str
+    context: str
+    rebuild: Callable[[list[str]], _Job]
 
 
 @dataclass(frozen=True)
@@ -78,15 +108,17 @@ class Pipeline:
         served_model: The model name clients send.
         model_fingerprint: Model id and revision (part of the cache key).
         tenancy: Keys, quotas, usage and the prompt cache.
+        moderation: Input and output rails (None: moderation disabled).
     """
 
     def __init__(self, adapter: EngineAdapter, engine: EngineClient, served_model: str,
-                 model_fingerprint: str, tenancy: Tenancy) -> None:
+                 model_fingerprint: str, tenancy: Tenancy, moderation: ModerationStage | None = None) -> None:
         self.adapter = adapter
         self.engine = engine
         self.served_model = served_model
         self.model_fingerprint = model_fingerprint
         self.tenancy = tenancy
+        self.moderation = moderation
         self._background: set[asyncio.Task] = set()
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -100,14 +132,44 @@ class Pipeline:
     async def chat(self, principal: Principal, request: ChatCompletionRequest, use_cache: bool) -> Reply:
         """A chat completion (JSON or SSE)."""
         self._check_model(principal, request.model)
+        checked = [i for i, m in enumerate(request.messages) if m.role != "assistant"]
+        policy = self.moderation.policy(principal) if self.moderation else None
+        if policy is not None and policy.system_prompt:
+            # The policy's guardrail prompt goes first; it is ours, so the input rails skip it.
+            system = ChatMessage(role="system", content=policy.system_prompt)
+            request = request.model_copy(update={"messages": [system, *request.messages]})
+            checked = [i + 1 for i in checked]
         job = _Job.of([self.adapter.chat(request)])
-        return await self._serve(principal, request, job, ChatShape(job.request_id, self.served_model), use_cache)
+
+        def rebuild(masked: list[str]) -> _Job:
+            messages = list(request.messages)
+            for i, text in zip(checked, masked):
+                messages[i] = messages[i].model_copy(update={"content": text})
+            return _Job.of([self.adapter.chat(request.model_copy(update={"messages": messages}))])
+
+        users = [m.text() for m in request.messages if m.role == "user"]
+        inputs = _Inputs([request.messages[i].text() for i in checked], "messages", users[-1] if users else "", rebuild)
+        shape = ChatShape(job.request_id, self.served_model)
+        return await self._serve(principal, request, job, shape, use_cache, inputs)
 
     async def completion(self, principal: Principal, request: CompletionRequest, use_cache: bool) -> Reply:
         """A text completion (JSON or SSE)."""
         self._check_model(principal, request.model)
         job = _Job.of(self.adapter.completion(request))
-        return await self._serve(principal, request, job, CompletionShape(job.request_id, self.served_model), use_cache)
+
+        def rebuild(masked: list[str]) -> _Job:
+            return _Job.of(self.adapter.completion(request.model_copy(update={"prompt": masked})))
+
+        prompts = request.prompts()
+        inputs = _Inputs(prompts, "prompt", prompts[-1], rebuild)
+        shape = CompletionShape(job.request_id, self.served_model)
+        return await self._serve(principal, request, job, shape, use_cache, inputs)
+
+    async def moderations(self, principal: Principal, texts: list[str]) -> BaseModel:
+        """OpenAI's Moderations API, backed by the caller's input rails."""
+        if self.moderation is None:
+            raise NotFoundError(message="Moderation is disabled on this deployment.", code="moderation_disabled")
+        return await self.moderation.moderations(principal, texts, f"modr-{uuid.uuid4().hex}")
 
     def _check_model(self, principal: Principal, name: str) -> None:
         if name != self.served_model:
@@ -118,29 +180,57 @@ class Pipeline:
             )
 
     async def _serve(self, principal: Principal, request: _SamplingRequest, job: _Job,
-                     shape: ChatShape | CompletionShape, use_cache: bool) -> Reply:
+                     shape: ChatShape | CompletionShape, use_cache: bool, inputs: _Inputs) -> Reply:
+        # NOTE: the cache is consulted before the input rails (DESIGN's request flow): an entry
+        # exists only for an input these rails passed, under the same policy version.
         admission = await self.tenancy.quotas.admit(principal.team, job.token_budget())
-        flight = await self._acquire(principal, job, shape.endpoint, use_cache)
+        policy = self.moderation.policy(principal) if self.moderation else None
+        flight = await self._acquire(principal, job, shape.endpoint, use_cache, policy.version if policy else "none")
+        metrics.record_cache(flight.status, principal.team.name)
         headers = {**admission.headers, "x-cache": flight.status}
         if flight.entry is not None:
             events = self._replay(flight.entry)
-            self._spawn(self._account(principal, admission, flight, job, flight.entry, cached=True))
+            outcome = _Outcome(shape.endpoint, status=200, first_token_at=time.monotonic())
+            self._spawn(self._account(principal, admission, flight, job, flight.entry, outcome, cached=True))
         else:
-            events = self._generate(principal, admission, flight, job)
+            try:
+                job, check = await self._check_inputs(principal, job, inputs)
+            except BaseException:
+                self._spawn(self._release(admission, flight))
+                raise
+            events = self._generate(principal, admission, flight, job, shape.endpoint, request.stream, check)
         choices = len(job.sequences)
         if request.stream:
             return Reply(guard_stream(shape.events(events, choices, request.include_usage())), headers)
         results, usage = await collect(events, choices)
         return Reply(shape.whole(results, usage), headers)
 
-    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, use_cache: bool) -> Flight:
+    async def _check_inputs(self, principal: Principal, job: _Job, inputs: _Inputs) -> tuple[_Job, OutputCheck | None]:
+        """Input rails; the job to generate (rebuilt when a rail masked text) and the output check."""
+        if self.moderation is None:
+            return job, None
+        texts = await self.moderation.check_inputs(principal, inputs.texts, job.request_id, inputs.param)
+        context = inputs.context
+        if texts != inputs.texts:
+            job = inputs.rebuild(texts).with_identity_of(job)
+            context = texts[-1] if inputs.param == "prompt" else context
+        check = OutputCheck(principal, self.moderation.policy(principal), job.request_id, context, len(job.sequences))
+        return job, check
+
+    async def _release(self, admission: Admission, flight: Flight) -> None:
+        """Undoes an admission that generated nothing (the request was refused after it)."""
+        await flight.finish(None)
+        await self.tenancy.quotas.settle(admission, 0)
+
+    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, use_cache: bool,
+                       policy_version: str) -> Flight:
         cache = self.tenancy.cache
         if cache is None or not use_cache or not is_deterministic(job.sequences):
             return Flight("bypass")
         key = cache_key(
             salt=principal.team.salt,
             model=self.model_fingerprint,
-            policy_version=principal.team.policy or "default",
+            policy_version=policy_version,
             endpoint=endpoint,
             choices=job.sequences,
         )
@@ -153,31 +243,52 @@ class Pipeline:
                                       finish_reason=choice.finish_reason)  # type: ignore[arg-type]
         yield Usage.of(entry.prompt_tokens, sum(c.completion_tokens for c in entry.choices))
 
-    async def _generate(self, principal: Principal, admission: Admission, flight: Flight, job: _Job) -> Events:
+    async def _generate(self, principal: Principal, admission: Admission, flight: Flight, job: _Job,
+                        endpoint: str, stream: bool, check: OutputCheck | None) -> Events:
         results = [ChoiceResult() for _ in job.sequences]
-        complete = False
+        cacheable = False
+        # 499: the client went away (nginx's convention); replaced below when we know better.
+        outcome = _Outcome(endpoint, status=499)
+        outputs = self._outputs(job, check.stopped if check else set())
+        if check is not None and self.moderation is not None:
+            stage = self.moderation.moderate_stream if stream else self.moderation.moderate_whole
+            outputs = stage(outputs, check)
         try:
-            async for index, output in self._outputs(job):
+            async for index, output in outputs:
+                if outcome.first_token_at is None and output.num_tokens:
+                    outcome.first_token_at = time.monotonic()
                 result = results[index]
                 result.text += output.text
                 result.tokens += output.num_tokens
                 result.finish_reason = output.finish_reason or result.finish_reason
                 yield index, output
-            complete = all(r.finish_reason in ("stop", "length") for r in results)
+            reasons = {r.finish_reason for r in results}
+            # Only a complete answer is cached: never one cut by a rail, an error or a disconnect.
+            cacheable = reasons <= {"stop", "length"}
+            outcome.status = 200 if reasons <= {"stop", "length", "content_filter"} else 500
             yield Usage.of(job.prompt_tokens, sum(r.tokens for r in results))
+        except Exception as error:
+            outcome.status = getattr(error, "status", 500)
+            raise
         finally:
-            # Only a complete answer is cached: never one cut by an error or a disconnect.
+            await outputs.aclose()
             answer = CachedResponse(
                 choices=tuple(CachedChoice(r.text, r.finish_reason or "", r.tokens) for r in results),
                 prompt_tokens=job.prompt_tokens,
-            ) if complete else None
+            ) if cacheable else None
             used = sum(r.tokens for r in results)
-            self._spawn(self._account(principal, admission, flight, job, answer, cached=False, used=used))
+            self._spawn(self._account(principal, admission, flight, job, answer, outcome, cached=False, used=used))
 
     async def _account(self, principal: Principal, admission: Admission, flight: Flight, job: _Job,
-                       answer: CachedResponse | None, cached: bool, used: int | None = None) -> None:
-        """Stores the answer, returns unused reserved tokens, and counts usage (after the reply)."""
+                       answer: CachedResponse | None, outcome: _Outcome, cached: bool,
+                       used: int | None = None) -> None:
+        """Stores the answer, returns unused reserved tokens, counts usage and metrics (after the reply)."""
         completion_tokens = sum(c.completion_tokens for c in answer.choices) if answer else (used or 0)
+        metrics.record_request(
+            principal.team.name, outcome.endpoint, outcome.status, job.prompt_tokens, completion_tokens,
+            ttft_s=None if outcome.first_token_at is None else outcome.first_token_at - job.started_at,
+            e2e_s=time.monotonic() - job.started_at,
+        )
         await flight.finish(None if cached else answer)
         # A cache hit used no GPU: all its reserved tokens go back to the team.
         await self.tenancy.quotas.settle(admission, 0 if cached else job.prompt_tokens + completion_tokens)
@@ -189,21 +300,30 @@ class Pipeline:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _outputs(self, job: _Job) -> AsyncIterator[tuple[int, EngineOutput]]:
-        """Interleaves the output streams of all sequences of a job."""
+    async def _outputs(self, job: _Job, stopped: set[int]) -> AsyncIterator[tuple[int, EngineOutput]]:
+        """Interleaves the output streams of all sequences of a job; a choice whose index enters
+        ``stopped`` (cut by a rail) stops generating."""
         if len(job.sequences) == 1:
-            async for output in self.engine.generate(job.sequences[0]):
-                yield 0, output
+            stream = self.engine.generate(job.sequences[0])
+            try:
+                async for output in stream:
+                    yield 0, output
+            finally:
+                await stream.aclose()  # cancels the engine call when we stop early
             return
         queue: asyncio.Queue[tuple[int, EngineOutput] | Exception | None] = asyncio.Queue()
 
         async def pump(index: int, request: EngineRequest) -> None:
+            stream = self.engine.generate(request)
             try:
-                async for output in self.engine.generate(request):
+                async for output in stream:
+                    if index in stopped:
+                        break
                     await queue.put((index, output))
             except Exception as exc:  # forwarded to the consumer, which re-raises it
                 await queue.put(exc)
             finally:
+                await stream.aclose()
                 await queue.put(None)
 
         tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(job.sequences)]

@@ -47,8 +47,8 @@ def sse(payload: dict) -> str:
 
 
 def client_finish_reason(reason: str | None) -> str:
-    """Maps an engine finish reason to the API's; an engine failure becomes an error."""
-    if reason in ("stop", "length"):
+    """Maps a finish reason to the API's; an engine failure or cancellation becomes an error."""
+    if reason in ("stop", "length", "content_filter"):
         return reason
     raise internal_error()
 
@@ -130,7 +130,7 @@ class CompletionShape(_Shape):
     """``text_completion`` objects, streamed or not; a stream carries each choice's finish
     reason on its last text chunk."""
 
-    endpoint = "completion"
+    endpoint = "completions"
 
     def whole(self, choices: list[ChoiceResult], usage: Usage) -> Completion:
         """The non-streamed response."""

@@ -10,6 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from guardrails.moderations import ModerationRequest, ModerationResponse
+
+from .. import metrics
 from ..errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError, internal_error
 from ..protocol import (
     ChatCompletion,
@@ -26,6 +29,7 @@ from .pipeline import Pipeline, Reply
 logger = logging.getLogger(__name__)
 
 _ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
+_GENERATION_ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Pydantic adds the member type of a union to error locations; they are not request fields.
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
@@ -49,8 +53,10 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None) -> FastAP
     if admin_router is not None:
         app.include_router(admin_router)
 
-    async def principal(authorization: str | None = Header(default=None)) -> Principal:
-        return await pipeline.authenticate(authorization)
+    async def principal(request: Request, authorization: str | None = Header(default=None)) -> Principal:
+        caller = await pipeline.authenticate(authorization)
+        request.state.team = caller.team.name  # for the metrics of a request refused later
+        return caller
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
     async def chat_completions(
@@ -67,6 +73,10 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None) -> FastAP
         cache_control: str | None = Header(default=None),
     ):
         return _respond(await pipeline.completion(caller, body, use_cache=_cache_allowed(cache_control)))
+
+    @app.post("/v1/moderations", response_model=ModerationResponse)
+    async def moderations(body: ModerationRequest, caller: Principal = Depends(principal)):
+        return JSONResponse((await pipeline.moderations(caller, body.texts())).model_dump())
 
     @app.get("/v1/models", response_model=ModelList)
     async def models(caller: Principal = Depends(principal)) -> ModelList:
@@ -102,16 +112,20 @@ def _respond(reply: Reply):
 def install_error_handlers(app: FastAPI) -> None:
     """Maps every error to OpenAI's envelope: the one place where errors meet HTTP."""
 
-    def envelope(error: APIError) -> JSONResponse:
+    def envelope(error: APIError, request: Request | None = None) -> JSONResponse:
+        path = request.url.path.removeprefix(request.scope.get("root_path", "")) if request is not None else ""
+        endpoint = _GENERATION_ENDPOINTS.get(path)
+        if endpoint is not None:  # refused before generation; served requests are counted by the pipeline
+            metrics.record_request(getattr(request.state, "team", None), endpoint, error.status)
         return JSONResponse(error.body().model_dump(), status_code=error.status, headers=dict(error.headers))
 
     @app.exception_handler(APIError)
-    async def api_error(_: Request, error: APIError) -> JSONResponse:
-        return envelope(error)
+    async def api_error(request: Request, error: APIError) -> JSONResponse:
+        return envelope(error, request)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        return envelope(validation_error(error))
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return envelope(validation_error(error), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -122,9 +136,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(InvalidRequestError(message="Invalid request."))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=error)
-        return envelope(internal_error())
+        return envelope(internal_error(), request)
 
 
 def validation_error(error: RequestValidationError) -> InvalidRequestError:

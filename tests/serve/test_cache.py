@@ -108,5 +108,4 @@ async def test_redis_outage_means_bypass(tmp_path):
     cache = PromptCache(gate, CacheConfig())
     server.stop()
     assert (await cache.acquire("ms:cache:x")).status == "bypass"
-    assert cache.redis_errors == 1
     await gate.close()

@@ -1,0 +1,176 @@
+"""The NeMo Guardrails LLM provider that calls the served Mistral (the Engine deployment).
+
+Model-based rails (self check input/output) call NeMo's ``LLMModel`` interface; this provider
+implements it by rendering the prompt with the served model's chat template, tokenizing it, and
+streaming an :class:`~serve.engine.types.EngineRequest` from the Engine deployment through a Ray
+Serve handle: no external API, no second copy of the weights.
+
+Registration is explicit (no import-time side effects)::
+
+    register_engine_provider(RayEngineBackend(engine_handle), tokenizer)
+
+after which any policy with ``models: [{type: main, engine: mistral_serve, model: ...}]`` gets an
+:class:`EngineLLM` from NeMo's provider registry.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from nemoguardrails import register_provider
+from nemoguardrails.types import ChatMessage, LLMResponse, LLMResponseChunk, UsageInfo
+
+from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
+
+PROVIDER_NAME = "mistral_serve"
+# NeMo asks for `lowest_temperature` (0.001) to mean "as deterministic as possible": greedy here.
+GREEDY_BELOW = 0.01
+
+
+class EngineBackend(Protocol):
+    """Generates one sequence; closing the iterator cancels it."""
+
+    def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+        """Streams the outputs of one sequence."""
+        ...
+
+
+class RayEngineBackend:
+    """Calls the Engine deployment through a Ray Serve deployment handle.
+
+    Args:
+        handle: A handle of the Engine deployment (bound by the app builder, or
+            ``serve.get_deployment_handle("Engine", app_name=...)``).
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._stream = handle.options(stream=True)
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+        """Streams one sequence from some engine replica."""
+        responses = self._stream.generate.remote(request)
+        try:
+            async for output in responses:
+                yield output
+        finally:
+            responses.cancel()
+
+
+class EngineLLMError(RuntimeError):
+    """The engine ended a moderation call with an error or a cancellation."""
+
+
+class EngineLLM:
+    """NeMo's ``LLMModel`` on the served Mistral.
+
+    Args:
+        backend: Where sequences are generated.
+        tokenizer: The served model's tokenizer (carries the chat template).
+        model: Model name (from the policy's ``models`` entry).
+        max_model_len: Context limit; longer prompts are refused before reaching the engine.
+        default_max_tokens: Completion tokens when NeMo asks for none.
+    """
+
+    def __init__(
+        self,
+        backend: EngineBackend,
+        tokenizer: Any,
+        model: str,
+        max_model_len: int | None = None,
+        default_max_tokens: int = 16,
+        **_: Any,
+    ) -> None:
+        self._backend = backend
+        self._tokenizer = tokenizer
+        self._model = model
+        self._max_model_len = max_model_len
+        self._default_max_tokens = default_max_tokens
+        self.calls = 0
+
+    @property
+    def model_name(self) -> str:
+        """The configured model name."""
+        return self._model
+
+    @property
+    def provider_name(self) -> str:
+        """``mistral_serve``."""
+        return PROVIDER_NAME
+
+    @property
+    def provider_url(self) -> None:
+        """Not an HTTP provider."""
+        return None
+
+    def _request(self, prompt: str | Sequence[ChatMessage], stop: list[str] | None, kwargs: dict) -> EngineRequest:
+        if isinstance(prompt, str):
+            messages = [{"role": "user", "content": prompt}]
+        else:
+            messages = [{"role": m.role.value, "content": m.content or ""} for m in prompt]
+        encoded = self._tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=True, return_dict=True
+        )
+        ids = tuple(encoded["input_ids"])
+        max_tokens = int(kwargs.get("max_tokens") or self._default_max_tokens)
+        if self._max_model_len is not None and len(ids) + max_tokens > self._max_model_len:
+            raise EngineLLMError(f"moderation prompt of {len(ids)} tokens does not fit the context")
+        temperature = float(kwargs.get("temperature", 0.0) or 0.0)
+        return EngineRequest(
+            request_id=f"moderation-{uuid.uuid4().hex}",
+            prompt_token_ids=ids,
+            sampling=SamplingParams(
+                max_tokens=max_tokens,
+                temperature=0.0 if temperature < GREEDY_BELOW else temperature,
+                top_p=float(kwargs.get("top_p", 1.0) or 1.0),
+                stop=tuple(stop or ()),
+            ),
+        )
+
+    async def stream_async(
+        self, prompt: str | list[ChatMessage], *, stop: list[str] | None = None, **kwargs: Any
+    ) -> AsyncIterator[LLMResponseChunk]:
+        """Streams the completion of ``prompt`` as NeMo chunks."""
+        request = self._request(prompt, stop, kwargs)
+        self.calls += 1
+        prompt_tokens, completion_tokens = len(request.prompt_token_ids), 0
+        async for output in self._backend.generate(request):
+            completion_tokens += output.num_tokens
+            if output.finish_reason in ("error", "cancelled"):
+                raise EngineLLMError(f"engine finished with {output.finish_reason}")
+            usage = None
+            if output.finish_reason is not None:
+                usage = UsageInfo(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+            yield LLMResponseChunk(
+                delta_content=output.text,
+                model=self._model,
+                finish_reason=output.finish_reason,  # type: ignore[arg-type]
+                request_id=request.request_id,
+                usage=usage,
+            )
+
+    async def generate_async(
+        self, prompt: str | list[ChatMessage], *, stop: list[str] | None = None, **kwargs: Any
+    ) -> LLMResponse:
+        """The whole completion of ``prompt``."""
+        text, last = [], None
+        async for chunk in self.stream_async(prompt, stop=stop, **kwargs):
+            text.append(chunk.delta_content or "")
+            last = chunk
+        return LLMResponse(
+            content="".join(text), model=self._model, finish_reason=last.finish_reason if last else None,
+            request_id=last.request_id if last else None, usage=last.usage if last else None,
+        )
+
+
+def register_engine_provider(
+    backend: EngineBackend, tokenizer: Any, *, max_model_len: int | None = None, name: str = PROVIDER_NAME
+) -> None:
+    """Registers the provider ``name`` in NeMo's active LLM framework, bound to ``backend``.
+
+    NeMo then creates an :class:`EngineLLM` for every policy model with ``engine: <name>``; the
+    model entry's ``parameters`` are passed as keyword arguments (e.g. ``default_max_tokens``).
+    """
+    register_provider(name, functools.partial(EngineLLM, backend, tokenizer, max_model_len=max_model_len))

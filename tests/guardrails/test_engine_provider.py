@@ -1,0 +1,122 @@
+"""The NeMo provider over the Engine: prompts, sampling, errors, and model rails failing open/closed.
+
+The backend here is a deterministic fake of the Engine deployment (one layer under test); the real
+Engine deployment answers the same calls in tests/e2e/test_moderation_engine.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails.provider import EngineLLM, EngineLLMError, register_engine_provider
+from serve.engine.types import EngineOutput
+
+
+class FakeEngine:
+    """Answers every request with ``reply`` (or fails), recording the requests."""
+
+    def __init__(self, reply: str = "safe", finish: str = "stop", fail: bool = False) -> None:
+        self.reply, self.finish, self.fail, self.requests = reply, finish, fail, []
+
+    async def generate(self, request):
+        self.requests.append(request)
+        if self.fail:
+            raise ConnectionError("engine unreachable")
+        yield EngineOutput(text=self.reply[:2], num_tokens=1)
+        yield EngineOutput(text=self.reply[2:], num_tokens=1, finish_reason=self.finish)
+
+
+async def test_prompt_is_rendered_with_the_chat_template(tiny_tokenizer):
+    engine = FakeEngine("no")
+    llm = EngineLLM(engine, tiny_tokenizer, "served", default_max_tokens=3)
+    response = await llm.generate_async("Is this safe?", stop=["\n"], temperature=0.001)
+    request = engine.requests[0]
+    expected = tiny_tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Is this safe?"}], tokenize=True, add_generation_prompt=True, return_dict=True
+    )["input_ids"]
+    assert list(request.prompt_token_ids) == list(expected)
+    assert (request.sampling.temperature, request.sampling.max_tokens, request.sampling.stop) == (0.0, 3, ("\n",))
+    assert response.content == "no" and response.finish_reason == "stop" and response.usage.output_tokens == 2
+    assert (llm.model_name, llm.provider_name, llm.provider_url) == ("served", "mistral_serve", None)
+
+
+async def test_engine_errors_and_long_prompts_raise(tiny_tokenizer):
+    with pytest.raises(EngineLLMError, match="error"):
+        await EngineLLM(FakeEngine(finish="error"), tiny_tokenizer, "m").generate_async("hi")
+    with pytest.raises(EngineLLMError, match="does not fit"):
+        await EngineLLM(FakeEngine(), tiny_tokenizer, "m", max_model_len=8).generate_async("hi " * 50, max_tokens=4)
+
+
+@pytest.fixture
+def strict_moderator(policies, make_moderator, tiny_tokenizer):
+    """``strict_moderator(engine)``: the strict policy, its model rails on ``engine`` via NeMo's registry."""
+    from guardrails.policy import PolicySet
+
+    def make(engine):
+        register_engine_provider(engine, tiny_tokenizer, max_model_len=2048)
+        return make_moderator(PolicySet({"strict": policies.get("strict")}, "strict"))
+
+    return make
+
+
+@pytest.mark.parametrize(("reply", "action"), [("safe", "allowed"), ("unsafe", "blocked"), ("zzz", "blocked")])
+async def test_self_check_input_calls_the_model_through_the_provider(strict_moderator, tiny_tokenizer, reply, action):
+    engine = FakeEngine(reply)
+    verdict = await strict_moderator(engine).check_input("How do I reset my router?")
+    assert verdict.action == action and verdict.rail == (None if action == "allowed" else "self_check_input")
+    prompt = tiny_tokenizer.decode(engine.requests[0].prompt_token_ids)
+    assert "How do I reset my router?" in prompt and "Unqualified advice" in prompt
+
+
+async def test_self_check_sees_masked_text_and_is_skipped_after_a_block(strict_moderator, tiny_tokenizer):
+    engine = FakeEngine("safe")
+    moderator = strict_moderator(engine)
+    verdict = await moderator.check_input("mail a.b@gmail.com")
+    assert verdict.action == "masked"
+    assert "a.b@gmail.com" not in tiny_tokenizer.decode(engine.requests[0].prompt_token_ids)
+    assert (await moderator.check_input("AKIAIOSFODNN7EXAMPLE")).rail == "secrets" and len(engine.requests) == 1
+
+
+async def test_model_rail_errors_fail_closed_on_input_and_open_on_output(strict_moderator, registry):
+    moderator = strict_moderator(FakeEngine(fail=True))
+    blocked = await moderator.check_input("hello")
+    assert (blocked.action, blocked.rail, blocked.failed, blocked.failed_rails) == (
+        "blocked", "self_check_input", True, ("self_check_input",))
+    passed = await moderator.check_output("Hello! How can I help?", context="hello")
+    assert (passed.action, passed.failed_rails) == ("allowed", ("self_check_output",))
+    count = registry.get_sample_value
+    assert count("mistral_serve_moderation_rail_errors_total",
+                 {"rail": "self_check_input", "action": "blocked", "policy": "strict"}) == 1
+    assert count("mistral_serve_moderation_rail_errors_total",
+                 {"rail": "self_check_output", "action": "allowed", "policy": "strict"}) == 1
+
+
+async def test_model_rail_timeout_counts_as_an_error(strict_moderator, policies, make_moderator, tiny_tokenizer):
+    import asyncio
+    import dataclasses
+
+    from guardrails.policy import PolicySet
+
+    class Slow(FakeEngine):
+        async def generate(self, request):
+            await asyncio.sleep(5)
+            yield EngineOutput(text="safe", finish_reason="stop")
+
+    register_engine_provider(Slow(), tiny_tokenizer)
+    strict = policies.get("strict")
+    specs = tuple(
+        dataclasses.replace(s, settings=s.settings.model_copy(update={"timeout_s": 0.05})) for s in strict.output_rails
+    )
+    moderator = make_moderator(PolicySet({"strict": dataclasses.replace(strict, output_rails=specs)}, "strict"))
+    verdict = await moderator.check_output("fine answer")
+    assert verdict.allowed and verdict.failed_rails == ("self_check_output",)
+
+
+def test_model_policies_need_the_provider(policies, make_moderator):
+    from nemoguardrails.llm.frameworks import get_default_framework, get_framework
+
+    from guardrails.policy import PolicyError, PolicySet
+
+    get_framework(get_default_framework()).clear_providers()
+    with pytest.raises(PolicyError, match="register_engine_provider"):
+        make_moderator(PolicySet({"strict": policies.get("strict")}, "strict"))
