@@ -29,6 +29,7 @@ test: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run
+	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.moderation.bench
 
 clean:
 	rm -rf $(VENV) ops/results .pytest_cache
