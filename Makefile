@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench clean
+.PHONY: install tools run test bench clean
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ $(STAMP):
 run: install
 	$(BIN)/mistral-serve run
 
-test: install
+# helm, checkov (own venv) and Debian's prometheus/promtool for the chart, alert and dashboard tests
+tools:
+	bash ops/tools/install.sh
+
+test: install tools
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
@@ -32,4 +36,4 @@ bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.moderation.bench
 
 clean:
-	rm -rf $(VENV) ops/results .pytest_cache
+	rm -rf $(VENV) .venv-tools ops/results .pytest_cache

@@ -14,8 +14,6 @@ LATENCY_BUCKETS = (
     30.0,
 )
 
-_shared: ModerationMetrics | None = None
-
 
 class ModerationMetrics:
     """Counters and latency histograms by rail, action and policy.
@@ -59,8 +57,8 @@ class ModerationMetrics:
 
 
 def shared_metrics() -> ModerationMetrics:
-    """The metrics registered once in the process default registry (what a replica exports)."""
-    global _shared
-    if _shared is None:
-        _shared = ModerationMetrics()
-    return _shared
+    """The metrics a replica records: Ray metrics (serve/metrics.py), which Ray's metrics agent
+    exports; prometheus_client metrics in a Ray replica are never scraped."""
+    from serve.metrics import moderation_metrics
+
+    return moderation_metrics()  # type: ignore[return-value]

@@ -325,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
     tiny.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     tiny.set_defaults(func=cmd_make_tiny_model)
+
+    from .ops.cli import register as register_ops
+
+    register_ops(commands)
     return parser
 
 

@@ -1,0 +1,17 @@
+"""templates/redis-service.yaml: the bundled Redis's Service."""
+
+from __future__ import annotations
+
+from .conftest import FULLNAME, find, one, render
+
+
+def test_selects_the_redis_pod_on_6379():
+    docs = render()
+    service = one(docs, "Service", f"{FULLNAME}-redis")
+    pod_labels = one(docs, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"] == [{"name": "redis", "port": 6379, "targetPort": "redis"}]
+
+
+def test_absent_with_external_redis():
+    assert not find(render("full"), "Service")
