@@ -135,16 +135,17 @@ class _Liveness:
     def check(self) -> str | None:
         """Why the engine is stalled, or None (called from each health check)."""
         stats = self._engine.stats()
-        signature = (stats.started, stats.steps, sum(stats.finished.values()))
+        finished = sum(stats.finished.values())
+        signature = (stats.started, stats.steps, finished)
         now = time.monotonic()
         if signature != self._signature:
             self._signature, self._since = signature, now
             return None
         if now - self._since <= self._timeout_s:
             return None
-        if stats.running or stats.waiting:
-            return (f"engine made no progress for {now - self._since:.0f}s with "
-                    f"{stats.running + stats.waiting} sequences pending")
+        pending = stats.started - finished  # waiting, being prefilled or decoding
+        if pending:
+            return f"engine made no progress for {now - self._since:.0f}s with {pending} sequences pending"
         self.probe()
         return None
 

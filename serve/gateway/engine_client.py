@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -10,13 +12,14 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
 from ..engine.types import EngineOutput, EngineRequest
-from ..errors import engine_unavailable_error, internal_error, overloaded_error
+from ..errors import APIError, engine_unavailable_error, internal_error, overloaded_error
 
 logger = logging.getLogger(__name__)
 
 # Retries of a request whose replica was lost before it produced output. One: a request that
 # itself crashes replicas can take down at most two.
 _RETRIES_ON_REPLICA_LOSS = 1
+DEFAULT_FIRST_OUTPUT_TIMEOUT_S = 120.0
 
 
 class EngineClient(Protocol):
@@ -36,11 +39,18 @@ class RayEngineClient:
 
     Ray's exceptions are turned into typed API errors here so that nothing above this layer
     knows about Ray.
+
+    Args:
+        handle: The Engine deployment's handle.
+        first_output_timeout_s: A request without output after this long (queued behind a full
+            deployment, or with no replica left to take it) fails with a 503 instead of waiting
+            forever; far above a healthy deployment's queueing plus prefill time.
     """
 
-    def __init__(self, handle) -> None:
+    def __init__(self, handle, first_output_timeout_s: float = DEFAULT_FIRST_OUTPUT_TIMEOUT_S) -> None:
         self._handle = handle
         self._stream = handle.options(stream=True)
+        self._first_output_timeout_s = first_output_timeout_s
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
         """Streams one sequence from some engine replica.
@@ -54,8 +64,18 @@ class RayEngineClient:
             responses = self._stream.generate.remote(request)
             produced = False
             try:
-                async for output in responses:
-                    produced = True
+                outputs = aiter(responses)
+                try:
+                    first = await asyncio.wait_for(anext(outputs), self._first_output_timeout_s)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    logger.warning("no engine output for %s after %.0fs", request.request_id,
+                                   self._first_output_timeout_s)
+                    raise engine_unavailable_error() from None
+                produced = True
+                yield first
+                async for output in outputs:
                     yield output
                 return
             except BackPressureError as error:
@@ -68,12 +88,17 @@ class RayEngineClient:
                     continue
                 logger.warning("engine replica lost while serving %s", request.request_id)
                 raise engine_unavailable_error() from None
+            except APIError:
+                raise
             except Exception:
                 logger.exception("engine call failed for %s", request.request_id)
                 raise internal_error() from None
             finally:
                 # Stops the replica's generation when our caller went away (client disconnect).
-                responses.cancel()
+                # NOTE: cancel() re-raises a failed assignment's error (BackPressureError, ...),
+                # which would replace the API error raised above.
+                with contextlib.suppress(Exception):
+                    responses.cancel()
 
     async def ready(self) -> bool:
         """Asks one engine replica to generate a token."""
