@@ -40,7 +40,7 @@ class ModelConfig(_Strict):
 
 
 class AutoscalingConfig(_Strict):
-    """Ray Serve autoscaling bounds for one deployment (see docs/scaling.md for the numbers)."""
+    """Ray Serve autoscaling bounds for one deployment (the chosen numbers: serve/configs/mistral-7b.yaml)."""
 
     min_replicas: int = Field(default=1, ge=0, description="Fewest replicas kept running.")
     max_replicas: int = Field(default=1, ge=1, description="Most replicas the autoscaler may start.")
