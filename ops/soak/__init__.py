@@ -1,0 +1,1 @@
+"""Soak: bounded mixed load with faults injected on a real multi-node cluster (``python -m ops.soak``)."""
