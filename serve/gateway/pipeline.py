@@ -30,7 +30,7 @@ from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .engine_client import EngineClient
 from .moderation import ModerationStage, OutputCheck
-from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream
+from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +199,8 @@ class Pipeline:
                 self._spawn(self._release(admission, flight))
                 raise
             events = self._generate(principal, admission, flight, job, shape.endpoint, request.stream, check)
+            if request.stream:
+                events = await primed(events)
         choices = len(job.sequences)
         if request.stream:
             return Reply(guard_stream(shape.events(events, choices, request.include_usage())), headers)

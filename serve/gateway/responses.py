@@ -168,6 +168,33 @@ async def collect(events: Events, choices: int) -> tuple[list[ChoiceResult], Usa
     return results, usage
 
 
+async def primed(events: Events) -> Events:
+    """``events``, once the first of them is there.
+
+    A stream's status and headers go out with its first byte, so a request the engine refuses
+    before any output (503/429 at capacity, no replica left) must fail here, as an HTTP error,
+    rather than as an error event inside a ``200`` stream.
+    """
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await events.aclose()
+        raise
+
+    async def chained() -> Events:
+        try:
+            if first is not None:
+                yield first
+                async for event in events:
+                    yield event
+        finally:
+            await events.aclose()
+
+    return chained()
+
+
 async def guard_stream(events: AsyncIterator[str]) -> AsyncIterator[str]:
     """Ends an event stream the OpenAI way: ``[DONE]``, or an error event if it fails midway."""
     try:
