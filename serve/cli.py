@@ -93,6 +93,21 @@ async def _rotate_demo_key(stack: LocalStack, previous: LocalStack | None) -> st
         await client.aclose()
 
 
+def _drain(drain_signal, timeout_s: float) -> None:
+    """Lets in-flight requests finish before Serve stops (gateways refuse new ones meanwhile)."""
+    from .gateway.drain import wait_for_drain
+
+    print(f"shutting down: draining in-flight requests (at most {timeout_s:.0f}s; Ctrl-C again to stop now)",
+          flush=True)
+    try:
+        if wait_for_drain(drain_signal, timeout_s, progress=lambda line: print(line, flush=True)):
+            print("drained: no request in flight", flush=True)
+        else:
+            print(f"drain timed out after {timeout_s:.0f}s: stopping with requests in flight", flush=True)
+    except KeyboardInterrupt:
+        print("stopping now", flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Starts Redis (unless configured), a local Ray cluster and the app; serves until interrupted."""
     import ray
@@ -100,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .app import build_application
     from .engine.loader import ModelUnavailableError
+    from .gateway.drain import NAMESPACE, DrainSignal, signal_name
 
     settings = Settings()
     config = _load_run_config(args, settings)
@@ -123,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ray.init(include_dashboard=args.dashboard, logging_level=logging.WARNING, runtime_env={"env_vars": env})
         # NOTE: after ray.init, which installs a SIGTERM handler of its own that just exits.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        drain_signal = DrainSignal.options(name=signal_name(config.name), namespace=NAMESPACE).remote()
         try:
             serve.start(http_options={"host": config.http.host, "port": config.http.port})
             serve.run(app, name=config.name, route_prefix="/")
@@ -131,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            print("shutting down: draining in-flight requests...", flush=True)
+            _drain(drain_signal, config.gateway.deployment.graceful_shutdown_timeout_s)
             serve.shutdown()
             ray.shutdown()
     finally:

@@ -163,3 +163,9 @@ def engine_unavailable_error(retry_after_s: float = 1) -> ServiceUnavailableErro
         code="engine_unavailable",
         headers={"Retry-After": str(math.ceil(retry_after_s))},
     )
+
+
+def shutting_down_error() -> ServiceUnavailableError:
+    """A 503 for a new request on a gateway that is draining before it stops."""
+    return ServiceUnavailableError(message="The server is shutting down. Please retry shortly.",
+                                   code="server_shutting_down", headers={"Retry-After": "1"})

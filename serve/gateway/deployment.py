@@ -20,6 +20,7 @@ from ..tenancy.keys import KeyStore
 from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .admin import create_admin_router
+from .drain import DrainReporter, DrainState
 from .engine_client import RayEngineClient
 from .moderation import ModerationStage
 from .pipeline import Pipeline, Tenancy
@@ -69,16 +70,18 @@ class GatewayDeployment:
             )
         self._pipeline = Pipeline(
             EngineAdapter(tokenizer, max_model_len, config.gateway.max_choices),
-            RayEngineClient(engine_handle),
+            RayEngineClient(engine_handle, config.gateway.engine_first_output_timeout_s),
             config.model.served_name,
             model_fingerprint=f"{source}@{config.model.revision or 'default'}",
             tenancy=tenancy,
             moderation=stage,
         )
         self._admin_token = settings.admin_token
+        context = serve.get_replica_context()
+        self._drain = DrainReporter(context.app_name, context.replica_tag, DrainState())
         self._started_at = int(time.time())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Called by Ray Serve after ``__init__``: the app is built from this replica's state."""
         admin = create_admin_router(self._gate, self._admin_token) if self._admin_token else None
-        return create_app(self._pipeline, self._started_at, admin)
+        return create_app(self._pipeline, self._started_at, admin, self._drain)

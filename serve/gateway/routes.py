@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ from ..protocol import (
     ModelList,
 )
 from ..tenancy.keys import Principal
+from .drain import DrainReporter, InFlightMiddleware
 from .pipeline import Pipeline, Reply
 
 logger = logging.getLogger(__name__)
@@ -35,21 +37,34 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
-def create_app(pipeline: Pipeline, started_at: int, admin_router=None) -> FastAPI:
+def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: DrainReporter | None = None) -> FastAPI:
     """Builds the FastAPI app of the gateway.
 
     Args:
         pipeline: Serves the requests.
         started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
         admin_router: The ``/admin`` routes, when enabled.
+        drain: Counts in-flight requests and refuses new ones while the application drains.
     """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if drain is not None:
+            drain.start()
+        yield
+        if drain is not None:
+            await drain.stop()
+
     app = FastAPI(
         title="mistral-serve",
         description="OpenAI-compatible API for Mistral-7B-Instruct on Ray Serve.",
         version="0.1.0",
         responses=_ERROR_RESPONSES,
+        lifespan=lifespan,
     )
     install_error_handlers(app)
+    if drain is not None:
+        app.add_middleware(InFlightMiddleware, state=drain.state)
     if admin_router is not None:
         app.include_router(admin_router)
 
@@ -89,7 +104,9 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None) -> FastAP
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: the model is loaded and generates a token."""
+        """Readiness: the model is loaded and generates a token, and the gateway is not draining."""
+        if drain is not None and drain.state.refusing:
+            return JSONResponse({"status": "draining"}, status_code=503)
         if await pipeline.engine.ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)

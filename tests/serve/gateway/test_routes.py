@@ -15,6 +15,7 @@ from serve.config import TenancyConfig
 from serve.engine.adapter import EngineAdapter
 from serve.engine.types import EngineOutput
 from serve.errors import ServiceUnavailableError
+from serve.gateway.drain import DrainReporter, DrainState
 from serve.gateway.pipeline import Pipeline, Tenancy
 from serve.gateway.routes import create_app
 from serve.redis_gate import RedisGate
@@ -50,9 +51,9 @@ async def make_client(tiny_tokenizer, redis_url):
     tenancy = Tenancy(Authenticator(KeyStore(gate.client), gate, config), QuotaManager(gate, config),
                       UsageRecorder(gate), cache=None)
 
-    def make(engine) -> httpx.AsyncClient:
+    def make(engine, drain=None) -> httpx.AsyncClient:
         pipeline = Pipeline(EngineAdapter(tiny_tokenizer, 128, 4), engine, "m", "m@test", tenancy)
-        transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0), raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0, drain=drain), raise_app_exceptions=False)
         return httpx.AsyncClient(transport=transport, base_url="http://test",
                                  headers={"Authorization": f"Bearer {key}"})
 
@@ -94,11 +95,36 @@ async def test_unexpected_engine_error_is_a_generic_500_without_internals(make_c
     assert '"code":"internal_error"' in stream.text
 
 
-async def test_overload_before_streaming_is_503(make_client):
-    engine = FakeEngine(pieces=(), fail_with=ServiceUnavailableError(message="busy", code="engine_overloaded"))
-    async with make_client(engine) as client:
-        response = await client.post("/v1/chat/completions", json=BODY)
+@pytest.mark.parametrize("body", [BODY, {**BODY, "stream": True}, {**BODY, "stream": True, "n": 2}],
+                         ids=["whole", "stream", "stream-n2"])
+async def test_overload_before_any_output_is_a_503_even_for_a_stream(make_client, body):
+    refusal = ServiceUnavailableError(message="busy", code="engine_overloaded", headers={"Retry-After": "1"})
+    async with make_client(FakeEngine(pieces=(), fail_with=refusal)) as client:
+        response = await client.post("/v1/chat/completions", json=body)
     assert response.status_code == 503 and response.json()["error"]["code"] == "engine_overloaded"
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_a_draining_gateway_refuses_new_requests_and_counts_those_in_flight(make_client):
+    state = DrainState()
+    seen_in_flight = []
+
+    class CountingEngine(FakeEngine):
+        async def generate(self, request):
+            seen_in_flight.append(state.in_flight)
+            async for output in super().generate(request):
+                yield output
+
+    async with make_client(CountingEngine(), drain=DrainReporter("app", "replica", state)) as client:
+        assert (await client.post("/v1/chat/completions", json={**BODY, "stream": True})).status_code == 200
+        assert seen_in_flight == [1] and state.in_flight == 0
+        state.refusing = True
+        refused = await client.post("/v1/chat/completions", json=BODY)
+        assert (await client.get("/readyz")).json() == {"status": "draining"}
+        assert (await client.get("/healthz")).status_code == 200
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "server_shutting_down"
+    assert seen_in_flight == [1]  # the refused request never reached the engine
 
 
 @pytest.mark.parametrize(
