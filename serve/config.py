@@ -210,6 +210,13 @@ class GatewayConfig(_Strict):
     """The OpenAI-compatible HTTP ingress."""
 
     max_choices: int = Field(default=8, ge=1, description="Largest `n` a request may ask for.")
+    engine_first_output_timeout_s: float = Field(
+        default=120,
+        gt=0,
+        description="A request with no engine output after this long (queued behind a full engine, or "
+        "no replica left to take it) fails with 503 engine_unavailable instead of waiting forever; "
+        "far above a healthy deployment's queueing plus prefill time.",
+    )
     deployment: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=0.5),
         description="Ray Serve options of the Gateway deployment.",

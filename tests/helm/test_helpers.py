@@ -31,6 +31,7 @@ def test_names_follow_release_and_overrides():
 
 
 def test_grace_period_is_computed_from_the_serve_config():
-    docs = render("default", "serve.engine.deployment.gracefulShutdownTimeoutS=45", "drain.marginSeconds=5")
+    docs = render("default", "serve.engine.deployment.gracefulShutdownTimeoutS=45",
+                  "serve.gateway.deployment.gracefulShutdownTimeoutS=45", "drain.marginSeconds=5")
     group = docs[-1]["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]
     assert group["terminationGracePeriodSeconds"] == 45 + 45 + 5

@@ -67,8 +67,9 @@ def test_upgrade_strategy_and_api_service():
 
 
 def _pre_stop_sleep(container) -> int:
+    """The longest the worker preStop waits for the drained raylet to exit."""
     command = container["lifecycle"]["preStop"]["exec"]["command"][-1]
-    return int(re.search(r"sleep (\d+)", command).group(1))
+    return int(re.search(r"seq (\d+)", command).group(1))
 
 
 def test_drain_is_wired_end_to_end():
@@ -86,6 +87,10 @@ def test_drain_is_wired_end_to_end():
             pre_stop = _pre_stop_sleep(container)
             assert "ray drain-node" in container["lifecycle"]["preStop"]["exec"]["command"][-1]
             assert pod["terminationGracePeriodSeconds"] >= pre_stop + graceful, value_set
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert int(env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"]) == graceful, value_set
+        (head,) = s["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"]
+        assert {"name": "RAY_SERVE_FORCE_STOP_UNHEALTHY_REPLICAS", "value": "1"} in head["env"]
     default = spec()["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]
     assert default["terminationGracePeriodSeconds"] == 120 + 120 + 15
     fixed = spec("fixed")["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]

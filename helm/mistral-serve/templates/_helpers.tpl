@@ -313,8 +313,10 @@ readinessProbe:
   failureThreshold: 10
 {{- end -}}
 
-{{/* A worker's preStop: ask Ray to drain this node (Serve moves its replicas and lets in-flight
-     requests finish within graceful_shutdown_timeout_s), then wait before Ray is stopped. */}}
+{{/* A worker's preStop: ask Ray to drain this node (Serve starts replacements elsewhere, then
+     stops the local replicas, letting in-flight requests finish within
+     graceful_shutdown_timeout_s), then wait until the raylet exits (it does once the draining node
+     is idle) for at most preStopSeconds before Kubernetes sends SIGTERM. */}}
 {{- define "mistral-serve.workerPreStop" -}}
 {{- $wait := include "mistral-serve.preStopSeconds" . -}}
 preStop:
@@ -322,5 +324,5 @@ preStop:
     command:
       - bash
       - -c
-      - {{ printf "ray drain-node --reason DRAIN_NODE_REASON_PREEMPTION --reason-message 'pod terminating' --deadline-remaining-seconds %s || true; sleep %s" (include "mistral-serve.gracePeriod" .) $wait | quote }}
+      - {{ printf "ray drain-node --reason DRAIN_NODE_REASON_PREEMPTION --reason-message 'pod terminating' --deadline-remaining-seconds %s || true; for _ in $(seq %s); do grep -qsx raylet /proc/[0-9]*/comm || exit 0; sleep 1; done" (include "mistral-serve.gracePeriod" .) $wait | quote }}
 {{- end -}}

@@ -58,6 +58,10 @@
             - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
           env:
             {{- include "mistral-serve.rayEnv" $root | nindent 12 }}
+            # When SIGTERM reaches `ray start` after the preStop, it keeps draining this long
+            # (Ray's default, 30 s, would cut a replica's graceful shutdown short).
+            - name: RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S
+              value: {{ include "mistral-serve.maxGracefulShutdown" $root | quote }}
           resources:
             {{- $resources := deepCopy $group.resources -}}
             {{- if and .gpu (gt (int $group.gpusPerWorker) 0) -}}
