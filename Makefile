@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install tools run test bench clean
+.PHONY: install tools run test bench autoscale soak clean
 
 install: $(STAMP)
 
@@ -34,6 +34,14 @@ test: install tools
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.moderation.bench
+
+# A multi-node Ray cluster on this machine (docs/scaling.md): the replicas-over-time recording
+# under a load ramp, and a bounded soak with injected faults. Results in ops/results/.
+autoscale: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.autoscale
+
+soak: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.soak
 
 clean:
 	rm -rf $(VENV) .venv-tools ops/results .pytest_cache

@@ -47,16 +47,10 @@ async def test_requests_beyond_replicas_and_queue_get_a_quick_503_with_retry_aft
     admitted = max_overlap(answered)
     assert admitted <= capacity + options["max_queued_requests"], admitted
     assert len(refused) >= count - admitted
-    for o in refused:
-        if not o.stream:
-            assert o.status == 503 and o.retry_after == "1", o  # OpenAI envelope, Retry-After
-        else:
-            # Until the pipeline waits for the first output before sending headers, a refused
-            # stream is a 200 whose only event is the error (no [DONE]).
-            assert o.status in (200, 503)
-    # Quick: refusals come back long before any answer does.
-    slowest_refusal = max(o.latency_s for o in refused)
-    assert slowest_refusal < 5, slowest_refusal
-    assert slowest_refusal < min(o.latency_s for o in answered)
+    for o in refused:  # streamed or not: an HTTP 503 with the OpenAI envelope and Retry-After
+        assert o.status == 503 and o.retry_after == "1", o
+    assert any(o.stream for o in refused)
+    # Quick: every refusal comes back before the first answer does (nothing waits for a slot).
+    assert max(o.latency_s for o in refused) < min(o.latency_s for o in answered)
     # Bounded: the gateway holds no backlog (the queue is bounded per caller; the rest is refused).
     assert rss_mb(gateway["pid"]) - rss_before < 150
