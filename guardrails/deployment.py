@@ -10,12 +10,14 @@ import logging
 
 from ray import serve
 
-from .audit import AuditLog
 from serve.config import ModerationConfig
+from serve.engine.client import RayEngineClient
+
+from .audit import AuditLog
 from .moderations import ModerationResponse, moderation_response
 from .moderator import Moderator
 from .policy import PolicyError, PolicyInfo, load_policies
-from .provider import RayEngineBackend, register_engine_provider
+from .provider import register_engine_provider
 from .verdict import Verdict
 
 logger = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ class ModerationDeployment:
             from serve.engine.loader import load_tokenizer
 
             tokenizer = load_tokenizer(model_source, model_revision)
-            register_engine_provider(RayEngineBackend(engine_handle), tokenizer, max_model_len=max_model_len)
+            register_engine_provider(RayEngineClient(engine_handle), tokenizer, max_model_len=max_model_len)
         self._moderator = Moderator(policies, audit=AuditLog(include_text=config.audit_include_text))
         logger.info("moderation policies loaded: %s", {p.name: p.version for p in policies})
 

@@ -7,7 +7,7 @@ Serve handle: no external API, no second copy of the weights.
 
 Registration is explicit (no import-time side effects)::
 
-    register_engine_provider(RayEngineBackend(engine_handle), tokenizer)
+    register_engine_provider(RayEngineClient(engine_handle), tokenizer)
 
 after which any policy with ``models: [{type: main, engine: mistral_serve, model: ...}]`` gets an
 :class:`EngineLLM` from NeMo's provider registry.
@@ -18,45 +18,17 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from nemoguardrails import register_provider
 from nemoguardrails.types import ChatMessage, LLMResponse, LLMResponseChunk, UsageInfo
 
-from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
+from serve.engine.client import EngineClient
+from serve.engine.types import EngineRequest, SamplingParams
 
 PROVIDER_NAME = "mistral_serve"
 # NeMo asks for `lowest_temperature` (0.001) to mean "as deterministic as possible": greedy here.
 GREEDY_BELOW = 0.01
-
-
-class EngineBackend(Protocol):
-    """Generates one sequence; closing the iterator cancels it."""
-
-    def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
-        """Streams the outputs of one sequence."""
-        ...
-
-
-class RayEngineBackend:
-    """Calls the Engine deployment through a Ray Serve deployment handle.
-
-    Args:
-        handle: A handle of the Engine deployment (bound by the app builder, or
-            ``serve.get_deployment_handle("Engine", app_name=...)``).
-    """
-
-    def __init__(self, handle: Any) -> None:
-        self._stream = handle.options(stream=True)
-
-    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
-        """Streams one sequence from some engine replica."""
-        responses = self._stream.generate.remote(request)
-        try:
-            async for output in responses:
-                yield output
-        finally:
-            responses.cancel()
 
 
 class EngineLLMError(RuntimeError):
@@ -76,7 +48,7 @@ class EngineLLM:
 
     def __init__(
         self,
-        backend: EngineBackend,
+        backend: EngineClient,
         tokenizer: Any,
         model: str,
         max_model_len: int | None = None,
@@ -166,7 +138,7 @@ class EngineLLM:
 
 
 def register_engine_provider(
-    backend: EngineBackend, tokenizer: Any, *, max_model_len: int | None = None, name: str = PROVIDER_NAME
+    backend: EngineClient, tokenizer: Any, *, max_model_len: int | None = None, name: str = PROVIDER_NAME
 ) -> None:
     """Registers the provider ``name`` in NeMo's active LLM framework, bound to ``backend``.
 

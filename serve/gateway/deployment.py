@@ -21,7 +21,7 @@ from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .admin import create_admin_router
 from .drain import DrainReporter, DrainState
-from .engine_client import RayEngineClient
+from ..engine.client import RayEngineClient
 from .moderation import ModerationStage
 from .pipeline import Pipeline, Tenancy
 from .routes import create_app

@@ -28,7 +28,7 @@ from ..tenancy.auth import Authenticator
 from ..tenancy.keys import Principal
 from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
-from .engine_client import EngineClient
+from ..engine.client import EngineClient
 from .moderation import ModerationStage, OutputCheck
 from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
 

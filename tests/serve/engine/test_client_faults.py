@@ -10,7 +10,7 @@ from ray.serve.exceptions import BackPressureError
 
 from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
 from serve.errors import RateLimitError, ServiceUnavailableError
-from serve.gateway.engine_client import RayEngineClient
+from serve.engine.client import RayEngineClient
 
 REQUEST = EngineRequest("r", (1, 2), SamplingParams(max_tokens=2))
 

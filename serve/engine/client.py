@@ -1,4 +1,5 @@
-"""How the gateway reaches the engine: a small Protocol and its Ray Serve handle implementation."""
+"""How callers (the gateway, the moderation rails) reach the engine: a small Protocol and its Ray
+Serve handle implementation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Protocol
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
-from ..engine.types import EngineOutput, EngineRequest
+from .types import EngineOutput, EngineRequest
 from ..errors import APIError, engine_unavailable_error, internal_error, overloaded_error
 
 logger = logging.getLogger(__name__)
