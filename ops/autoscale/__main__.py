@@ -27,7 +27,7 @@ from pathlib import Path
 
 from serve.config import load_config
 
-from ops.cluster.stack import CLUSTER_CONFIG, ClusterStack
+from ops.cluster.options import add_cluster_options, stack_from_options
 from ops.cluster.traffic import RequestSpec
 
 from .record import Phase, run_ramp, save
@@ -36,9 +36,7 @@ from .record import Phase, run_ramp, save
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.autoscale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=CLUSTER_CONFIG, help="deployment YAML")
-    parser.add_argument("--workers", type=int, default=2, help="worker nodes (default 2)")
-    parser.add_argument("--fake-gpus", type=int, default=2, help="fake GPUs per worker (default 2)")
+    add_cluster_options(parser, ".mistral-serve/autoscale")
     parser.add_argument("--low", type=int, default=2, help="concurrency of the warm-up phase")
     parser.add_argument("--low-s", type=float, default=15, help="seconds of the warm-up phase")
     parser.add_argument("--high", type=int, default=12, help="concurrency of the peak phase")
@@ -47,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-s", type=float, default=120, help="longest wait for the scale-in (seconds)")
     parser.add_argument("--max-tokens", type=int, default=64, help="completion tokens per request")
     parser.add_argument("--max-s", type=float, default=600, help="bound on the whole ramp (seconds)")
-    parser.add_argument("--workdir", type=Path, default=Path(".mistral-serve/autoscale"), help="cluster logs")
-    parser.add_argument("--tiny-model-dir", type=Path, default=Path.home() / ".cache" / "mistral-serve" / "tiny-mistral")
     parser.add_argument("--out", type=Path, default=Path("ops/results/autoscale"),
                         help="output path without extension (default ops/results/autoscale)")
     args = parser.parse_args(argv)
@@ -78,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"autoscaling: {autoscaling.model_dump(exclude_none=True)}; batch {config.engine.max_batch_size}", flush=True)
     started = time.monotonic()
-    with ClusterStack(args.workdir, config, tiny_model_dir=args.tiny_model_dir, workers=args.workers,
-                      fake_gpus=args.fake_gpus) as stack:
+    with stack_from_options(args, config) as stack:
         print(f"cluster up in {time.monotonic() - started:.0f}s; ramp: "
               + ", ".join(f"{p.name} {p.concurrency} (<= {p.max_s:.0f}s)" for p in phases), flush=True)
         timeline = asyncio.run(run_ramp(stack, phases, spec, log=lambda line: print(line, flush=True)))

@@ -18,11 +18,9 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
-from serve.config import load_config
-
-from .stack import CLUSTER_CONFIG, ClusterStack
+from .options import add_cluster_options, stack_from_options
+from .stack import ClusterStack
 
 
 def connection_info(stack: ClusterStack) -> dict:
@@ -45,20 +43,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the cluster and the application; stop on Ctrl-C")
-    up.add_argument("--workdir", type=Path, default=Path(".mistral-serve/cluster"), help="logs, Redis data")
-    up.add_argument("--config", type=Path, default=CLUSTER_CONFIG, help="deployment YAML")
-    up.add_argument("--workers", type=int, default=2, help="worker nodes (default 2)")
-    up.add_argument("--fake-gpus", type=int, default=2, help="fake GPUs per worker (default 2)")
-    up.add_argument("--worker-cpus", type=float, default=2, help="logical CPUs per worker (default 2)")
-    up.add_argument("--tiny-model-dir", type=Path, default=Path.home() / ".cache" / "mistral-serve" / "tiny-mistral",
-                    help="the tiny checkpoint (built there if missing)")
+    add_cluster_options(up, ".mistral-serve/cluster")
     up.add_argument("--duration", type=float, default=3600, help="stop after this many seconds (default 3600)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stack = ClusterStack(args.workdir, load_config(args.config), tiny_model_dir=args.tiny_model_dir,
-                         workers=args.workers, fake_gpus=args.fake_gpus, worker_cpus=args.worker_cpus)
+    stack = stack_from_options(args)
     started = time.monotonic()
     print(f"starting a head and {args.workers} workers ({args.fake_gpus} fake GPUs each); logs in {args.workdir}",
           flush=True)

@@ -38,7 +38,8 @@ from pathlib import Path
 from serve.config import load_config
 
 from ops.autoscale.record import Sample, plot, sample
-from ops.cluster.stack import CLUSTER_CONFIG, SERVING, ClusterStack
+from ops.cluster.options import add_cluster_options, stack_from_options
+from ops.cluster.stack import SERVING, ClusterStack
 from ops.cluster.traffic import DISCONNECTED, OK, ClosedLoop, RequestSpec, Summary
 
 FAULTS = ("replica_kill", "hang", "redis", "node_term", "node_kill")
@@ -270,11 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=120, help="seconds of one low-high-low load cycle")
     parser.add_argument("--request-timeout-s", type=float, default=180, help="a request still open after this hung")
     parser.add_argument("--seed", type=int, default=0, help="seed of the request mix and victim choice")
-    parser.add_argument("--workers", type=int, default=2, help="worker nodes (default 2)")
-    parser.add_argument("--fake-gpus", type=int, default=2, help="fake GPUs per worker (default 2)")
-    parser.add_argument("--config", type=Path, default=CLUSTER_CONFIG, help="deployment YAML (fault_injection for hang)")
-    parser.add_argument("--workdir", type=Path, default=Path(".mistral-serve/soak"), help="cluster logs")
-    parser.add_argument("--tiny-model-dir", type=Path, default=Path.home() / ".cache" / "mistral-serve" / "tiny-mistral")
+    add_cluster_options(parser, ".mistral-serve/soak")  # --config needs fault_injection for `hang`
     parser.add_argument("--out", type=Path, default=Path("ops/results/soak"), help="output path without extension")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= MAX_DURATION_S:
@@ -285,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config(args.config)
     started = time.monotonic()
-    with ClusterStack(args.workdir, config, tiny_model_dir=args.tiny_model_dir, workers=args.workers,
-                      fake_gpus=args.fake_gpus) as stack:
+    with stack_from_options(args, config) as stack:
         print(f"cluster up in {time.monotonic() - started:.0f}s; soaking for {args.duration:.0f}s "
               f"(<= {args.max_requests} requests), a fault every {args.fault_every:.0f}s", flush=True)
         soak = Soak(stack, args)

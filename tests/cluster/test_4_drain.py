@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
-from ops.cluster.traffic import OK, ClosedLoop, RequestSpec
+from ops.cluster.traffic import OK
 
-from .conftest import steady, wait_for_replicas
+from .conftest import load_on_a_replica_node
 
 
 async def test_sigterm_to_a_worker_node_drains_it_without_losing_a_request(stack):
-    await wait_for_replicas(stack, lambda c: steady(c) and c.get("RUNNING", 0) >= 1, 120, "a steady engine")
-    replicas = await asyncio.to_thread(stack.engine_replicas)
-    victim = replicas[0]["node"]
-    others = [n for n in stack.cluster.nodes if n not in (victim, "head") and stack.cluster.nodes[n].alive]
-    assert others, "the drained node's replicas need another worker"
-    loop = ClosedLoop(stack.base_url, stack.api_key, stack.model,
-                      lambda: RequestSpec(stream=random.random() < 0.5, max_tokens=48), timeout_s=150)
-    loop.set_concurrency(3)
+    victim, loop = await load_on_a_replica_node(stack, max_tokens=48)
     try:
-        await asyncio.sleep(3)
         # What Kubernetes does to the pod: SIGTERM; `ray start` marks the node draining, Serve
         # starts replacements elsewhere and stops the node's replicas gracefully, then it exits.
         stack.cluster.terminate_node(victim)

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
-from ops.cluster.traffic import OK, ClosedLoop, RequestSpec
+from ops.cluster.traffic import OK
 
-from .conftest import steady, wait_for_replicas
+from .conftest import load_on_a_replica_node
 from .test_2_faults import CLEAN_FAILURES
 
 
 async def test_a_worker_node_killed_mid_load_fails_cleanly_and_replicas_come_back_elsewhere(stack):
-    await wait_for_replicas(stack, lambda c: steady(c) and c.get("RUNNING", 0) >= 1, 120, "a steady engine")
-    replicas = await asyncio.to_thread(stack.engine_replicas)
-    victim = replicas[0]["node"]
-    others = [n for n in stack.cluster.nodes if n not in (victim, "head") and stack.cluster.nodes[n].alive]
-    assert others, "replicas of the lost node need another worker"
-    loop = ClosedLoop(stack.base_url, stack.api_key, stack.model,
-                      lambda: RequestSpec(stream=random.random() < 0.5, max_tokens=32), timeout_s=150)
-    loop.set_concurrency(3)
+    victim, loop = await load_on_a_replica_node(stack, max_tokens=32)
     try:
-        await asyncio.sleep(3)
         await asyncio.to_thread(stack.cluster.kill_node, victim)  # raylet, agents, replicas: SIGKILL
         killed = time.monotonic()
         while True:

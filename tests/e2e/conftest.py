@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import socket
 from dataclasses import dataclass
@@ -11,11 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
+from ops.cluster.stack import create_api_key as create_key
 from serve.config import load_config, packaged_config_path
 from serve.settings import Settings
-from serve.tenancy.keys import KeyStore
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -37,22 +34,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def create_key(redis_url: str, team: str, **options) -> str:
-    """Creates an API key directly in Redis (as `mistral-serve keys create` does)."""
-
-    async def create() -> str:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            key, _ = await KeyStore(client).create(team, **options)
-            return key
-        finally:
-            await client.aclose()
-
-    # A thread of its own: callers may be async tests with a loop already running.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, create()).result()
 
 
 @pytest.fixture(scope="session")
