@@ -12,6 +12,7 @@ from ray import serve
 from ..cache import PromptCache
 from ..config import AppConfig
 from ..engine.adapter import EngineAdapter
+from ..engine.client import RayEngineClient
 from ..engine.loader import context_length, load_model_config, load_tokenizer
 from ..redis_gate import RedisGate
 from ..settings import Settings
@@ -21,7 +22,6 @@ from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .admin import create_admin_router
 from .drain import DrainReporter, DrainState
-from ..engine.client import RayEngineClient
 from .moderation import ModerationStage
 from .pipeline import Pipeline, Tenancy
 from .routes import create_app

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
 from ..engine.adapter import EngineAdapter, PreparedRequest
+from ..engine.client import EngineClient
 from ..engine.types import EngineOutput, EngineRequest
 from .. import metrics
 from ..errors import ModelNotFoundError, NotFoundError, PermissionDeniedError
@@ -28,7 +29,6 @@ from ..tenancy.auth import Authenticator
 from ..tenancy.keys import Principal
 from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
-from ..engine.client import EngineClient
 from .moderation import ModerationStage, OutputCheck
 from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
 
