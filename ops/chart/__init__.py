@@ -126,6 +126,28 @@ The `serve` block is the deployment config of `serve/configs/*.yaml` (documented
 `serve/config.py`) with camelCase keys; the chart renders it into the RayService's
 `serveConfigV2` exactly as `mistral-serve ray-config` does.
 
+## Security defaults
+
+- **Network**: the NetworkPolicies admit Ray's own ports (GCS, dashboard, agents, object manager)
+  only from this release's Ray pods; the Ray dashboard/Jobs API (8265) and the dashboard agent
+  (52365) also from the KubeRay operator (`networkPolicy.operatorFrom`); the API port only from
+  the Ingress controller (`networkPolicy.apiFrom`); metrics only from Prometheus
+  (`networkPolicy.metricsFrom`). Redis admits only the pods that host Gateway replicas.
+- **Ray authentication**: Ray's token authentication is on (`rayAuth`, KubeRay `authOptions`).
+- **Secrets**: the admin token and the Redis URL/password reach only the worker groups with
+  `hostsGateway: true` (Gateway replicas are pinned there through a custom Ray resource), as
+  `secretKeyRef` environment variables; the Hugging Face token is a mounted file
+  (`HF_TOKEN_PATH`); the Redis password reaches `redis-server` through a config file on a memory
+  volume, never a command line.
+- **Ingress**: only `api.ingress.paths` (`/v1`) are published, with a body-size limit of
+  `api.ingress.maxBodyBytes` (8 MiB, the app's own limit); `/admin`, `/docs` and `/openapi.json`
+  never are. `/admin` can get its own Ingress on an internal IngressClass (`api.adminIngress`).
+- **Redis eviction**: the bundled Redis holds keys, quotas and usage and runs with
+  `maxmemory-policy noeviction`: accounting data is never evicted; when it is full, writes are
+  refused and the prompt cache bypasses (the cache is bounded by `serve.cache.maxEntries`,
+  `maxEntryBytes` and its TTL). `redis.cache.enabled` adds a second Redis for the prompt cache
+  only (`allkeys-lru`, no persistence), passed to the gateway as `MISTRAL_SERVE_CACHE_REDIS_URL`.
+
 ## Values
 
 | Key | Type | Default | Description |
@@ -140,13 +162,14 @@ _FREE_FORM = {
     "resources", "nodeSelector", "tolerations", "affinity", "rayStartParams", "annotations",
     "labels", "serviceAnnotations", "podLabels", "podAnnotations", "podSecurityContext",
     "securityContext", "policies", "imagePullSecrets", "extraEnv", "apiFrom", "metricsFrom",
-    "operatorFrom",
+    "operatorFrom", "dashboardFrom", "rayResources", "gpuWorkerGroups",
 }
 _ENUMS = {
     "image.pullPolicy": ["Always", "IfNotPresent", "Never"],
     "api.serviceType": ["ClusterIP", "NodePort", "LoadBalancer"],
     "autoscaler.upscalingMode": ["Default", "Aggressive", "Conservative"],
     "upgrade.strategy": ["NewCluster", "None", "NewClusterWithIncrementalUpgrade"],
+    "api.ingress.controller": ["nginx", "none"],
 }
 
 

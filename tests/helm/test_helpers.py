@@ -11,13 +11,17 @@ from .conftest import RenderError, render, render_text
     (("gcsFaultTolerance.enabled=true",), "gcsFaultTolerance.redisAddress"),
     (("redis.bundled=false",), "redis.external.url"),
     (("redis.external.url=redis://x:6379/0",), "either redis.bundled or redis.external"),
-    (("gpuWorkers.minReplicas=3", "gpuWorkers.maxReplicas=2"), "gpuWorkers.maxReplicas"),
-    (("cpuWorkers.minReplicas=3", "cpuWorkers.maxReplicas=2"), "cpuWorkers.maxReplicas"),
+    (("gpuWorkers.minReplicas=3", "gpuWorkers.maxReplicas=2"), 'group "gpu": maxReplicas must be at least'),
+    (("cpuWorkers.minReplicas=3", "cpuWorkers.maxReplicas=2"), 'group "cpu": maxReplicas must be at least'),
     (("serve.engine.deployment.autoscaling.minReplicas=5",), "maxReplicas must be at least minReplicas"),
-    (("serve.engine.deployment.numGpus=2",), "numGpus exceeds gpuWorkers.gpusPerWorker"),
+    (("serve.engine.deployment.numGpus=2",), "numGpus exceeds every GPU group's gpusPerWorker"),
     (("serve.engine.deployment.autoscaling.minReplicas=4", "gpuWorkers.maxReplicas=2"), "minReplicas x numGpus"),
     (("drain.terminationGracePeriodSeconds=60",), "in-flight requests would be killed"),
     (("huggingFace.modelCache.enabled=true",), "modelCache.existingClaim"),
+    (("cpuWorkers.enabled=false",), "no worker group hosts the Gateway"),
+    (("cpuWorkers.hostsGateway=false",), "no worker group hosts the Gateway"),
+    (("redis.cache.enabled=true", "redis.bundled=false", "redis.external.url=redis://r:6379/0"), "redis.cache.enabled needs redis.bundled"),
+    (("cpuWorkers.rayStartParams.resources=x",), "rayResources, not rayStartParams.resources"),
 ])
 def test_misconfigurations_fail_with_a_message(sets, message):
     with pytest.raises(RenderError, match=message):

@@ -7,6 +7,17 @@
   minReplicas: {{ $group.minReplicas }}
   maxReplicas: {{ $group.maxReplicas }}
   idleTimeoutSeconds: {{ $group.idleTimeoutSeconds }}
+  {{- $rayResources := deepCopy (default (dict) $group.rayResources) -}}
+  {{- if $group.hostsGateway -}}
+  {{- $_ := set $rayResources (include "mistral-serve.gatewayResource" $root) "1000" -}}
+  {{- end }}
+  {{- with $rayResources }}
+  # Custom Ray resources of this group's nodes (`ray start --resources`).
+  resources:
+    {{- range $key, $value := . }}
+    {{ $key | quote }}: {{ $value | toString | quote }}
+    {{- end }}
+  {{- end }}
   rayStartParams:
     metrics-export-port: {{ $root.Values.metrics.port | quote }}
     {{- range $key, $value := $group.rayStartParams }}
@@ -17,6 +28,10 @@
       labels:
         {{- include "mistral-serve.selectorLabels" $root | nindent 8 }}
         app.kubernetes.io/component: {{ printf "ray-worker-%s" $group.groupName }}
+        {{- if $group.hostsGateway }}
+        # Hosts Gateway replicas: the pods the Redis NetworkPolicy admits.
+        mistral-serve.io/gateway: "true"
+        {{- end }}
         {{- with $root.Values.podLabels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -57,7 +72,7 @@
             - {name: serve, containerPort: {{ $root.Values.api.port }}}
             - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
           env:
-            {{- include "mistral-serve.rayEnv" $root | nindent 12 }}
+            {{- include "mistral-serve.rayEnv" (dict "root" $root "gateway" $group.hostsGateway) | nindent 12 }}
             # When SIGTERM reaches `ray start` after the preStop, it keeps draining this long
             # (Ray's default, 30 s, would cut a replica's graceful shutdown short).
             - name: RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S
