@@ -18,8 +18,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "mistral-serve"
-# KubeRay v1.7 CRDs, in the team's shared folder beside the repository.
-KUBERAY_CRDS = ROOT.parent / "shared" / "schemas" / "kuberay"
+# KubeRay v1.7 CRDs vendored in the repository (crds/README.md: source, version, licence).
+KUBERAY_CRDS = Path(__file__).resolve().parent / "crds"
 CRD_FILES = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/\"]+):(?P<rest>.*)$")

@@ -1,5 +1,5 @@
 """The whole chart: helm lint, and every rendered manifest valid against the Kubernetes schemas
-(kubernetes-validate) or the KubeRay CRDs in ../shared/schemas/kuberay/."""
+(kubernetes-validate) or the KubeRay CRDs vendored in ops/chart/crds/."""
 
 from __future__ import annotations
 
