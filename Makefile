@@ -45,3 +45,9 @@ soak: install
 
 clean:
 	rm -rf $(VENV) .venv-tools ops/results .pytest_cache
+
+# The Helm chart as a versioned package (dist/mistral-serve-<version>.tgz), linted first.
+.PHONY: chart
+chart: tools
+	.venv-tools/bin/helm lint --strict helm/mistral-serve
+	.venv-tools/bin/helm package helm/mistral-serve --destination dist

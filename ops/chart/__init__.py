@@ -162,7 +162,8 @@ _FREE_FORM = {
     "resources", "nodeSelector", "tolerations", "affinity", "rayStartParams", "annotations",
     "labels", "serviceAnnotations", "podLabels", "podAnnotations", "podSecurityContext",
     "securityContext", "policies", "imagePullSecrets", "extraEnv", "apiFrom", "metricsFrom",
-    "operatorFrom", "dashboardFrom", "rayResources", "gpuWorkerGroups",
+    "operatorFrom", "dashboardFrom", "rayResources", "gpuWorkerGroups", "topologySpreadConstraints",
+    "extraVolumes", "extraVolumeMounts", "envFrom", "initContainers", "sidecars", "accessModes",
 }
 _ENUMS = {
     "image.pullPolicy": ["Always", "IfNotPresent", "Never"],
@@ -265,6 +266,9 @@ def values_schema() -> dict:
     docs = {v.path: v.description for v in parse_values(text)}
     schema = _infer(values, "", docs)
     schema["properties"]["serve"] = serve_schema()
+    # Each extra GPU group overrides gpuWorkers' keys (and must name itself): same keys, no others.
+    gpu_group = {k: v for k, v in schema["properties"]["gpuWorkers"].items() if k != "description"}
+    schema["properties"]["gpuWorkerGroups"]["items"] = gpu_group | {"required": ["groupName"]}
     schema["properties"]["global"] = {"type": "object", "description": "Helm's global values (when used as a subchart)."}
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["title"] = "mistral-serve chart values"

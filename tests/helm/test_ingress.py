@@ -53,9 +53,8 @@ def test_body_size_limit_matches_the_app_and_is_configurable():
 
 
 def test_admin_ingress_is_separate_internal_and_off_by_default():
-    assert not find(render("full"), "Ingress", f"{FULLNAME}-admin")
-    docs = render("full", "api.adminIngress.enabled=true", "api.adminIngress.className=internal-nginx",
-                  "api.adminIngress.host=llm-admin.corp.internal")
+    assert not find(render("default", "api.ingress.enabled=true"), "Ingress", f"{FULLNAME}-admin")
+    docs = render("full")
     admin = one(docs, "Ingress", f"{FULLNAME}-admin")
     assert admin["spec"]["ingressClassName"] == "internal-nginx"
     assert admin["spec"]["rules"][0]["host"] == "llm-admin.corp.internal"

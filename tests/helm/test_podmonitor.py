@@ -17,4 +17,4 @@ def test_scrapes_the_metrics_and_autoscaler_ports_of_ray_pods():
     selector = monitor["spec"]["selector"]["matchLabels"]
     for pod in ray_pods(docs).values():
         assert selector.items() <= pod["metadata"]["labels"].items()
-        assert "metrics" in {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
+        assert "metrics" in {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}

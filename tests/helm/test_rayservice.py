@@ -102,13 +102,15 @@ def test_every_ray_pod_runs_non_root_with_probes(value_set):
         security = pod["spec"]["securityContext"]
         assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
         assert pod["spec"]["automountServiceAccountToken"] is False
-        for container in containers(pod):
+        ray = containers(pod)[0]  # sidecars (full.yaml) come after the Ray container
+        assert ray["name"] in ("ray-head", "ray-worker")
+        assert ray["livenessProbe"] and ray["readinessProbe"], name
+        readiness = ray["readinessProbe"]["exec"]["command"][-1]
+        assert ("-/healthz" in readiness) == (name != "head")
+        for container in containers(pod) + pod["spec"].get("initContainers", []):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
-            assert container["livenessProbe"] and container["readinessProbe"], name
-            readiness = container["readinessProbe"]["exec"]["command"][-1]
-            assert ("-/healthz" in readiness) == (name != "head")
             assert container["resources"]["limits"] and container["resources"]["requests"]
 
 
@@ -210,3 +212,28 @@ def test_policies_are_mounted_read_only_in_every_ray_pod():
         assert mounts["policies"] == {"name": "policies", "mountPath": "/etc/mistral-serve/policies", "readOnly": True}
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert volumes["policies"]["configMap"]["name"] == f"{FULLNAME}-policies"
+
+
+def test_head_pod_options():
+    head = ray_pods(render("full"))["head"]
+    spec = head["spec"]
+    assert (spec["runtimeClassName"], spec["priorityClassName"]) == ("gvisor", "platform-critical")
+    assert spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ray-head"
+    assert spec["initContainers"][0]["name"] == "wait-for-dns"
+    ray, sidecar = spec["containers"]
+    assert (ray["name"], sidecar["name"]) == ("ray-head", "log-shipper")
+    assert ray["envFrom"] == [{"configMapRef": {"name": "proxy-settings"}}]
+    assert {"name": "ca-bundle", "mountPath": "/etc/ssl/corp", "readOnly": True} in ray["volumeMounts"]
+    assert {"name": "ca-bundle", "configMap": {"name": "corp-ca"}} in spec["volumes"]
+    assert head["metadata"]["labels"]["role"] == "control"
+    assert head["metadata"]["annotations"] == {"example.com/owner": "platform", "example.com/scrape": "false"}
+
+
+def test_full_values_keep_gateway_secrets_on_the_gateway_group():
+    docs = render("full")
+    seen = {name: secrets_seen(pod) for name, pod in all_pods(docs).items()}
+    for name in ("head", "l4", "h100"):
+        assert all(s <= {"hf-token"} for s in seen[name].values()), name
+    assert seen["cpu"]["ray-worker"] == {"hf-token", "my-admin-token", f"{FULLNAME}-redis-url"}
+    assert seen["cpu"]["log-shipper"] == set()  # the sidecar sees no secret
+    assert spec("full")["rayClusterConfig"]["authOptions"] == {"mode": "token", "secretName": "llm-ray-token"}

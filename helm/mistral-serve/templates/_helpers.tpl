@@ -163,8 +163,9 @@ mistral_serve_gateway
 {{- if and (gt $explicit 0) (lt $explicit (int (include "mistral-serve.computedGracePeriod" .))) -}}
 {{- fail (printf "drain.terminationGracePeriodSeconds (%d) is below preStop + Serve graceful shutdown + margin (%s): in-flight requests would be killed" $explicit (include "mistral-serve.computedGracePeriod" .)) -}}
 {{- end -}}
-{{- if and .Values.huggingFace.modelCache.enabled (not .Values.huggingFace.modelCache.existingClaim) -}}
-{{- fail "huggingFace.modelCache.enabled needs huggingFace.modelCache.existingClaim" -}}
+{{- $modelCache := .Values.huggingFace.modelCache -}}
+{{- if and $modelCache.enabled (not $modelCache.existingClaim) (not (has "ReadWriteMany" $modelCache.accessModes)) -}}
+{{- fail "huggingFace.modelCache.accessModes needs ReadWriteMany: the head and every worker mount the created claim (or give an existingClaim)" -}}
 {{- end -}}
 {{- if not (include "mistral-serve.gatewayGroups" . | fromJsonArray) -}}
 {{- fail "no worker group hosts the Gateway: set hostsGateway on cpuWorkers (enabled) or on a GPU worker group" -}}
@@ -436,4 +437,53 @@ preStop:
 {{- else if eq (mod . 1024) 0 -}}{{ div . 1024 }}k
 {{- else -}}{{ . }}
 {{- end -}}
+{{- end -}}
+
+{{/* Pod-level per-group options of a Ray pod: runtimeClassName, priorityClassName,
+     topologySpreadConstraints (a constraint without labelSelector selects this group's pods)
+     and initContainers. .group: head or a worker group's values; .component: its component label. */}}
+{{- define "mistral-serve.podExtras" -}}
+{{- $root := .root -}}
+{{- $group := .group -}}
+{{- with $group.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with $group.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $group.topologySpreadConstraints }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}
+{{- $labels := include "mistral-serve.selectorLabels" $root | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/component" $.component }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" $labels) }}
+{{- end }}
+  - {{ toYaml $constraint | nindent 4 | trim }}
+{{- end }}
+{{- end }}
+{{- with $group.initContainers }}
+initContainers:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod labels and annotations of a Ray pod: the chart's, podLabels/podAnnotations, then the group's. */}}
+{{- define "mistral-serve.podMetadata" -}}
+{{- $root := .root -}}
+labels:
+  {{- include "mistral-serve.selectorLabels" $root | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- if .gateway }}
+  # Hosts Gateway replicas: the pods the Redis NetworkPolicy admits.
+  mistral-serve.io/gateway: "true"
+  {{- end }}
+  {{- with (merge (deepCopy (default (dict) .group.podLabels)) (default (dict) $root.Values.podLabels)) }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with (merge (deepCopy (default (dict) .group.podAnnotations)) (default (dict) $root.Values.podAnnotations)) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

@@ -25,23 +25,11 @@
     {{- end }}
   template:
     metadata:
-      labels:
-        {{- include "mistral-serve.selectorLabels" $root | nindent 8 }}
-        app.kubernetes.io/component: {{ printf "ray-worker-%s" $group.groupName }}
-        {{- if $group.hostsGateway }}
-        # Hosts Gateway replicas: the pods the Redis NetworkPolicy admits.
-        mistral-serve.io/gateway: "true"
-        {{- end }}
-        {{- with $root.Values.podLabels }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      {{- with $root.Values.podAnnotations }}
-      annotations:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
+      {{- include "mistral-serve.podMetadata" (dict "root" $root "group" $group "component" (printf "ray-worker-%s" $group.groupName) "gateway" $group.hostsGateway) | nindent 6 }}
     spec:
       serviceAccountName: {{ include "mistral-serve.serviceAccountName" $root }}
       automountServiceAccountToken: false
+      {{- include "mistral-serve.podExtras" (dict "root" $root "group" $group "component" (printf "ray-worker-%s" $group.groupName)) | nindent 6 }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
       # Drain: preStop (Ray drains the node) + Serve's graceful shutdown + margin.
@@ -77,6 +65,10 @@
             # (Ray's default, 30 s, would cut a replica's graceful shutdown short).
             - name: RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S
               value: {{ include "mistral-serve.maxGracefulShutdown" $root | quote }}
+          {{- with $group.envFrom }}
+          envFrom:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           resources:
             {{- $resources := deepCopy $group.resources -}}
             {{- if and .gpu (gt (int $group.gpusPerWorker) 0) -}}
@@ -95,6 +87,12 @@
             - name: dshm
               mountPath: /dev/shm
             {{- end }}
+            {{- with $group.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with $group.sidecars }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "mistral-serve.rayVolumes" $root | nindent 8 }}
         {{- if .gpu }}
@@ -102,5 +100,8 @@
           emptyDir:
             medium: Memory
             sizeLimit: {{ $group.shmSize }}
+        {{- end }}
+{{- with $group.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
 {{- end -}}
