@@ -38,7 +38,11 @@ from .. import alerts
 # so a minute holds several distinct samples of every series.
 RATE_INTERVAL = "1m"
 ALWAYS_REQUIRED = ("ray", "engine")
-NOT_LOCAL = {"autoscaler": "exists only with the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling)"}
+NOT_LOCAL = {"autoscaler": "exists only with the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling)",
+             "dcgm": "exists only where the NVIDIA DCGM exporter runs on GPU nodes"}
+# The labels a cluster's scrape gives every sample (namespace; release from the PodMonitor): the
+# proof's scrape sets them, and the dashboards' $namespace and $release variables take them.
+SCOPE_LABELS = {"namespace": "proof", "release": "proof"}
 
 
 def free_port() -> int:
@@ -72,7 +76,8 @@ class Prometheus:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self._rule_files],
-            "scrape_configs": [{"job_name": "ray", "static_configs": [{"targets": self._targets}]}],
+            "scrape_configs": [{"job_name": "ray", "static_configs": [{"targets": self._targets,
+                                                                       "labels": SCOPE_LABELS}]}],
         }
         config_path = self._workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
@@ -188,7 +193,7 @@ def evaluate(prom: Prometheus, required_sources: tuple[str, ...]) -> Report:
     for uid, title, query in queries():
         result = QueryResult(uid, title, query.expr, query.source, query.event)
         try:
-            result.series = len(prom.query(query.expr.replace("$__rate_interval", RATE_INTERVAL)))
+            result.series = len(prom.query(grafana_variables(query.expr)))
         except QueryError as error:
             result.error = str(error)
         report.queries.append(result)
@@ -199,6 +204,14 @@ def evaluate(prom: Prometheus, required_sources: tuple[str, ...]) -> Report:
         except QueryError as error:
             report.rules.append((rule["name"], "err", str(error)))
     return report
+
+
+def grafana_variables(expr: str) -> str:
+    """A dashboard query with Grafana's variables as the proof's scrape sets them."""
+    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
+    for name, value in SCOPE_LABELS.items():
+        expr = expr.replace(f"${name}", value)
+    return expr
 
 
 def required_sources(prom: Prometheus) -> tuple[str, ...]:
