@@ -73,6 +73,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 mistral_serve_gateway
 {{- end -}}
 
+{{/* serve.gateway.deployment (camelCase values) with the placement on gateway-hosting groups,
+     the only pods holding the Redis URL and the admin token: each Gateway replica asks for one
+     unit of the custom Ray resource those groups advertise. */}}
+{{- define "mistral-serve.gatewayDeployment" -}}
+{{- $gateway := deepCopy .Values.serve.gateway.deployment -}}
+{{- $_ := set $gateway "resources" (merge (dict (include "mistral-serve.gatewayResource" .) 1) (default (dict) $gateway.resources)) -}}
+{{- toJson $gateway -}}
+{{- end -}}
+
 {{/* The Secret and key holding the bundled Redis password. */}}
 {{- define "mistral-serve.redisPasswordSecret" -}}
 {{- default (include "mistral-serve.redisName" .) .Values.redis.existingSecret -}}
@@ -257,10 +266,7 @@ mistral_serve_gateway
 {{- /* The policies of the ConfigMap replace the packaged ones. */ -}}
 {{- $_ := set (index $args "moderation") "policies_dir" "/etc/mistral-serve/policies" -}}
 {{- end -}}
-{{- /* Gateway replicas only on gateway-hosting groups, the only pods holding the Redis URL and
-       the admin token: each replica asks for one unit of the resource those groups advertise. */ -}}
-{{- $gateway := index $args "gateway" "deployment" -}}
-{{- $_ := set $gateway "resources" (merge (dict (include "mistral-serve.gatewayResource" .) 1) (default (dict) $gateway.resources)) -}}
+{{- $_ := set (index $args "gateway") "deployment" (include "mistral-serve.snakeKeys" (include "mistral-serve.gatewayDeployment" . | fromJson) | fromJson) -}}
 {{- toJson $args -}}
 {{- end -}}
 
