@@ -131,7 +131,7 @@ The `serve` block is the deployment config of `serve/configs/*.yaml` (documented
 - **Network**: the NetworkPolicies admit Ray's own ports (GCS, dashboard, agents, object manager)
   only from this release's Ray pods; the Ray dashboard/Jobs API (8265) and the dashboard agent
   (52365) also from the KubeRay operator (`networkPolicy.operatorFrom`); the API port only from
-  the Ingress controller (`networkPolicy.apiFrom`); metrics only from Prometheus
+  the Ingress controller (`networkPolicy.apiFrom`) and the operator (proxy health checks); metrics only from Prometheus
   (`networkPolicy.metricsFrom`). Redis admits only the pods that host Gateway replicas.
 - **Ray authentication**: Ray's token authentication is on (`rayAuth`, KubeRay `authOptions`).
 - **Secrets**: the admin token and the Redis URL/password reach only the worker groups with

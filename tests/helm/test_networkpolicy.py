@@ -54,7 +54,8 @@ def test_ray_ports_only_from_the_release_and_the_operator(default):
     for name, target in ray.items():
         for source in ray.values():  # Ray's own traffic: every port, both ways
             assert _reachable(policies, source, target) == set(RAY_PORTS), name
-        assert _reachable(policies, OPERATOR, target) == {"dashboard", "agent"}
+        # The operator: the dashboard, its agent and the Serve proxies' health, nothing of the GCS.
+        assert _reachable(policies, OPERATOR, target) == {"dashboard", "agent", "api"}
         assert _reachable(policies, INGRESS_CONTROLLER, target) == {"api"}
         assert _reachable(policies, PROMETHEUS, target) == {"metrics", "autoscaler-metrics"}
         for outsider in (NEIGHBOUR, STRANGER, LOOKALIKE, FAKE_OPERATOR, pods["redis"], pods["redis-cache"]):
@@ -89,7 +90,7 @@ def test_peers_are_configurable(tmp_path):
     assert _reachable(policies, internal, head) == {"api"}
     assert _reachable(policies, INGRESS_CONTROLLER, head) == set()
     assert _reachable(policies, OPERATOR, head) == set()  # the operator lives in ray-system now
-    assert _reachable(policies, Pod("ray-system", OPERATOR.labels), head) == {"dashboard", "agent"}
+    assert _reachable(policies, Pod("ray-system", OPERATOR.labels), head) == {"dashboard", "agent", "api"}
     assert _reachable(policies, apiserver, head) == {"dashboard"}
     assert _reachable(policies, PROMETHEUS, head) == set()  # metricsFrom empty: no scraping from outside
 
