@@ -21,6 +21,7 @@ from .conftest import RenderError, render, render_text
     (("gpuWorkerGroups[0].groupName=cpu",), 'worker group name "cpu" is used twice'),
     (("gpuWorkerGroups[0].groupName=a", "gpuWorkerGroups[0].minReplicas=5"), 'group "a": maxReplicas must be at least'),
     (("cpuWorkers.enabled=false",), "no worker group hosts the Gateway"),
+    (("rayAuth.enabled=false", "rayAuth.secretName=t"), "Ray would run without authentication"),
     (("cpuWorkers.hostsGateway=false",), "no worker group hosts the Gateway"),
     (("redis.cache.enabled=true", "redis.bundled=false", "redis.external.url=redis://r:6379/0"), "redis.cache.enabled needs redis.bundled"),
     (("cpuWorkers.rayStartParams.resources=x",), "rayResources, not rayStartParams.resources"),

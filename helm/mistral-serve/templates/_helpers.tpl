@@ -179,6 +179,9 @@ mistral_serve_gateway
 {{- if not (include "mistral-serve.gatewayGroups" . | fromJsonArray) -}}
 {{- fail "no worker group hosts the Gateway: set hostsGateway on cpuWorkers (enabled) or on a GPU worker group" -}}
 {{- end -}}
+{{- if and .Values.rayAuth.secretName (not .Values.rayAuth.enabled) -}}
+{{- fail "rayAuth.secretName is set but rayAuth.enabled is false: Ray would run without authentication" -}}
+{{- end -}}
 {{- if and .Values.redis.cache.enabled (not .Values.redis.bundled) -}}
 {{- fail "redis.cache.enabled needs redis.bundled (with an external Redis, point the cache at your own instance)" -}}
 {{- end -}}
