@@ -312,8 +312,8 @@ class LabelledMetric:
 
 @dataclass
 class ModerationMetrics:
-    """The moderation layer's metrics with the attribute names and ``labels()`` API of
-    ``guardrails.metrics.ModerationMetrics``, recorded as Ray metrics (see
+    """The moderation layer's metrics with the attribute names and ``labels()`` API of the
+    ``guardrails.metrics.ModerationMetrics`` interface, recorded as Ray metrics (see
     :func:`moderation_metrics`). A rail error whose ``on_error`` let the text through also counts
     as a fail-open event."""
 
@@ -331,8 +331,9 @@ def _fail_open(tags: dict[str, str]) -> None:
 
 @functools.cache
 def moderation_metrics() -> ModerationMetrics:
-    """The moderation layer's metrics for a replica (what ``guardrails.metrics.shared_metrics``
-    should return: prometheus_client metrics in a Ray replica are never scraped)."""
+    """The moderation layer's metrics for a replica, implementing ``guardrails.metrics.ModerationMetrics``
+    (the app builder injects this factory into the Moderation deployment; prometheus_client metrics
+    in a Ray replica are never scraped)."""
     return ModerationMetrics(
         rail_actions=LabelledMetric("mistral_serve_moderation_rail_actions_total"),
         verdicts=LabelledMetric("mistral_serve_moderation_verdicts_total"),

@@ -11,10 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from guardrails.moderations import ModerationRequest, ModerationResponse
-
 from .. import metrics
-from ..errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError, internal_error
+from ..engine.errors import EngineFailure
+from ..errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError, api_error, internal_error
 from ..protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -23,6 +22,8 @@ from ..protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    ModerationRequest,
+    ModerationResponse,
 )
 from ..tenancy.keys import Principal
 from .drain import DrainReporter, InFlightMiddleware
@@ -139,6 +140,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, error: APIError) -> JSONResponse:
         return envelope(error, request)
+
+    @app.exception_handler(EngineFailure)
+    async def engine_failure(request: Request, error: EngineFailure) -> JSONResponse:
+        mapped = api_error(error)
+        if mapped.code == "internal_error":
+            logger.error("engine call failed", exc_info=error)
+        return envelope(mapped, request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

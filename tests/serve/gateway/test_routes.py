@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from serve.config import TenancyConfig
-from serve.engine.adapter import EngineAdapter
+from serve.gateway.adapter import EngineAdapter
 from serve.engine.types import EngineOutput
 from serve.errors import ServiceUnavailableError
 from serve.gateway.drain import DrainReporter, DrainState
