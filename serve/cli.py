@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     tiny.set_defaults(func=cmd_make_tiny_model)
 
-    from .ops.cli import register as register_ops
+    from .operator_cli.cli import register as register_ops
 
     register_ops(commands)
     return parser

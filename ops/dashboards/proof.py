@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -30,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serve.netutil import free_port
+
 from . import queries
 from .. import alerts
 
@@ -39,13 +40,6 @@ from .. import alerts
 RATE_INTERVAL = "1m"
 ALWAYS_REQUIRED = ("ray", "engine")
 NOT_LOCAL = {"autoscaler": "exists only with the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling)"}
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Prometheus:
