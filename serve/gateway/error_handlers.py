@@ -35,7 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body().model_dump(), status_code=error.status, headers=dict(error.headers))
 
     @app.exception_handler(APIError)
-    async def api_error(request: Request, error: APIError) -> JSONResponse:
+    async def known_error(request: Request, error: APIError) -> JSONResponse:
         return envelope(error, request)
 
     @app.exception_handler(EngineFailure)
