@@ -1,4 +1,4 @@
-"""The platform's own Prometheus metrics: the one module that defines them (DESIGN convention 7).
+"""The platform's own Prometheus metrics: the one module that defines them (the one metrics catalogue; see docs/architecture.md).
 
 Ray Serve replicas are Ray worker processes; a ``prometheus_client`` registry inside one is never
 scraped. Metrics are therefore Ray metrics (:mod:`ray.serve.metrics`): each replica records them
@@ -12,7 +12,7 @@ chart). Two consequences shape the names:
   when the metric is recorded inside a replica; those names are reserved and never appear in
   ``tags`` below.
 
-Nothing is created at import time (DESIGN convention 6): :func:`platform_metrics` creates the
+Nothing is created at import time (no import-time side effects): :func:`platform_metrics` creates the
 Ray metric objects on first use, once per process. Recording before ``ray.init`` (unit tests,
 benchmarks) is a no-op.
 

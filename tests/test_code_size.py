@@ -1,4 +1,4 @@
-"""Short modules and functions (DESIGN's convention): no module over 400 lines in serve/ or
+"""Short modules and functions (the team's convention; docs/architecture.md): no module over 400 lines in serve/ or
 guardrails/, no function over 60 lines."""
 
 from __future__ import annotations
