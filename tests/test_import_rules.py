@@ -42,6 +42,7 @@ def test_the_contracts_are_kept():
     ("serve/engine/leak.py", "from serve.errors import APIError\n", "The engine imports nothing"),
     ("guardrails/leak.py", "import serve.config\n", "The moderation layer imports nothing from serve"),
     ("serve/tenancy/leak.py", "from serve.gateway import pipeline\n", "The gateway composes"),
+    ("serve/gateway/leak.py", "from guardrails.moderator import Moderator\n", "The gateway reaches moderation"),
     ("serve/engine/api_leak.py", "from serve.engine import client\n", None),
 ])
 def test_a_crossing_import_breaks_a_contract(copy_of_the_tree, module, source, contract):
