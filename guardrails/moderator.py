@@ -26,6 +26,7 @@ from nemoguardrails.actions.rail_outcome import RailOutcome
 from .audit import AuditLog
 from .metrics import CountingMetrics, ModerationMetrics
 from .policy import Policy, PolicyError, PolicyInfo, PolicySet, RailSpec
+from .provider import EngineLLMError
 from .rails.base import apply_masks
 from .stream import StreamGuard, stream_guard
 from .verdict import Direction, Finding, Verdict
@@ -200,8 +201,11 @@ class Moderator:
         started = time.perf_counter()
         try:
             outcome = await asyncio.wait_for(library.check(run.text, context), spec.settings.timeout_s)
-        except Exception:  # includes TimeoutError and upstream HTTP errors NeMo re-raises
-            logger.warning("rail %s failed (policy %s)", spec.name, run.policy.name, exc_info=True)
+        except (TimeoutError, EngineLLMError) as exc:  # the engine's failures arrive as EngineLLMError
+            logger.warning("rail %s failed (policy %s): %s", spec.name, run.policy.name, exc or type(exc).__name__)
+            outcome = RailOutcome.failure()
+        except Exception:  # a bug in a rail or in NeMo: still a failed rail, never a failed request
+            logger.exception("rail %s raised (policy %s)", spec.name, run.policy.name)
             outcome = RailOutcome.failure()
         finally:
             self._timer(spec.name, run.policy.name).observe(time.perf_counter() - started)
