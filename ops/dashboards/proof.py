@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -29,6 +28,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from serve.netutil import free_port
 
 from . import queries
 from .. import alerts
@@ -43,13 +44,6 @@ NOT_LOCAL = {"autoscaler": "exists only with the Ray autoscaler of a KubeRay clu
 # The labels a cluster's scrape gives every sample (namespace; release from the PodMonitor): the
 # proof's scrape sets them, and the dashboards' $namespace and $release variables take them.
 SCOPE_LABELS = {"namespace": "proof", "release": "proof"}
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Prometheus:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from serve.cli import ray_serve_config
+from serve.serve_config import ray_serve_config
 from serve.config import AppConfig, load_config, packaged_config_path
 
 from .conftest import one, render, serve_config

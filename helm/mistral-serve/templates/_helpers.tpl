@@ -273,7 +273,7 @@ mistral_serve_gateway
 {{- toJson $args -}}
 {{- end -}}
 
-{{/* serveConfigV2: the shape of `mistral-serve ray-config` (serve/cli.py ray_serve_config). */}}
+{{/* serveConfigV2: the shape of `mistral-serve ray-config` (serve/serve_config.py ray_serve_config). */}}
 {{- define "mistral-serve.serveConfig" -}}
 {{- $app := dict "name" .Values.serve.name "route_prefix" "/" "import_path" "serve.app:build_app" "args" (include "mistral-serve.appArgs" . | fromJson) -}}
 {{- $config := dict "proxy_location" "EveryNode" "http_options" (dict "host" "0.0.0.0" "port" (int .Values.api.port)) "applications" (list $app) -}}
