@@ -1,9 +1,12 @@
 """Continuous batching over a stock transformers causal LM.
 
-One thread owns the model and the KV cache. Each iteration it admits waiting requests (one
-batched prefill), decodes one token for every running sequence (one batched forward), and
-retires finished or cancelled sequences, so requests join and leave the batch between tokens
-instead of waiting for a whole batch to finish. Callers on an asyncio loop use
+One thread owns the model and its pre-allocated KV slots (:mod:`serve.engine.kv`). Each
+iteration it admits waiting requests into free slots (reusing cached prompt prefixes), runs one
+prefill step of at most ``max_prefill_tokens`` prompt tokens (long prompts are cut into chunks,
+so running streams wait for a chunk, never for a whole long prompt), then decodes one token for
+every running sequence in one batched forward, and retires finished or cancelled sequences
+(freeing their slot: nothing is copied). Sampling and stop handling are batched; a failure in
+one sequence fails only that sequence. Callers on an asyncio loop use
 :meth:`BatchingEngine.generate`; it runs no Ray code, so benchmarks and the GPU script use it
 directly.
 """
@@ -12,49 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
 
 import torch
-from transformers import DynamicCache
 
-from . import kv
-from .sampling import make_generator, sample_next_tokens
+from .prefix_cache import PrefixCache
+from .runner import ModelRunner, PrefillRow
+from .sampling import make_generator, mask_tokens, sample_next_tokens, token_logprobs
+from .sequence import Sequence, Sink, next_output, on_token_telemetry
 from .telemetry import EngineTelemetry
 from .text import IncrementalDetokenizer, StopStringFilter
 from .types import EngineOutput, EngineRequest, EngineStats
 
 logger = logging.getLogger(__name__)
 
-Sink = Callable[[EngineOutput], None]
-
-
-@dataclass(eq=False)
-class _Sequence:
-    """A request's state inside the engine (touched only by the engine thread, but `cancelled`)."""
-
-    request: EngineRequest
-    sink: Sink
-    detokenizer: IncrementalDetokenizer
-    stop_filter: StopStringFilter
-    generator: torch.Generator | None
-    cached: int = 0  # tokens whose keys/values are in the cache
-    generated: int = 0
-    last_token: int = -1
-    finish_reason: str | None = None
-    cancelled: bool = False
-    # Metrics (see telemetry.py): monotonic times of submission and of the latest token.
-    submitted_at: float = 0.0
-    last_token_at: float = 0.0
+__all__ = ["BatchingEngine", "GenerationHandle", "Sink"]
 
 
 class GenerationHandle:
     """Lets the submitter cancel its sequence; the engine drops it before the next token."""
 
-    def __init__(self, sequence: _Sequence, engine: BatchingEngine) -> None:
+    def __init__(self, sequence: Sequence, engine: BatchingEngine) -> None:
         self._sequence = sequence
         self._engine = engine
 
@@ -70,38 +55,37 @@ class BatchingEngine:
     Args:
         model: A transformers causal LM in eval mode.
         tokenizer: Its tokenizer (decoding and the end-of-sequence ids).
-        max_batch_size: Sequences decoded together.
+        max_batch_size: Sequences decoded together (KV slots).
         max_model_len: Context limit per sequence (prompt plus completion).
-        max_prefill_tokens: Padded prompt tokens admitted into one prefill.
+        max_prefill_tokens: Prompt tokens prefilled per engine iteration (the chunk budget).
+        prefix_cache_bytes: Memory for shared prompt prefixes' keys/values (0 disables it).
+        prefix_block_size: Tokens per reusable prefix block.
+        static_shapes: Decode with one shape (for CUDA graphs); see :class:`ModelRunner`.
+        compile_decode: ``torch.compile`` the decode step (CUDA).
         telemetry: Receives per-sequence timings for metrics (optional).
     """
 
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        *,
-        max_batch_size: int,
-        max_model_len: int,
-        max_prefill_tokens: int = 8192,
-        telemetry: EngineTelemetry | None = None,
-    ) -> None:
+    def __init__(self, model, tokenizer, *, max_batch_size: int, max_model_len: int, max_prefill_tokens: int = 512,
+                 prefix_cache_bytes: int = 64 << 20, prefix_block_size: int = 16, static_shapes: bool = False,
+                 compile_decode: bool = False, telemetry: EngineTelemetry | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.max_model_len = max_model_len
         self.max_prefill_tokens = max_prefill_tokens
         self.telemetry = telemetry
-        self.device = next(model.parameters()).device
+        self.runner = ModelRunner(model, slots=max_batch_size, max_model_len=max_model_len,
+                                  static_shapes=static_shapes, compile_decode=compile_decode)
+        self.device = self.runner.device
+        self.prefix_cache = PrefixCache(prefix_block_size, prefix_cache_bytes) if prefix_cache_bytes else None
         self._eos_ids = frozenset(_eos_token_ids(model, tokenizer))
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self._eos_ids, default=0)
-        self._waiting: collections.deque[_Sequence] = collections.deque()
-        self._running: list[_Sequence] = []
-        self._cache: DynamicCache | None = None
-        self._mask: torch.Tensor | None = None
+        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._prefilling: list[Sequence] = []
+        self._running: list[Sequence] = []
+        self._free_slots = list(range(max_batch_size))
         self._lock = threading.Condition()
         self._stopping = False
-        self._stats = EngineStats()
+        self._stats = EngineStats(kv_cache_capacity_bytes=self.runner.cache.capacity_bytes())
         self._thread = threading.Thread(target=self._loop, name="batching-engine", daemon=True)
 
     # ---- public API -------------------------------------------------------------------------
@@ -125,12 +109,13 @@ class BatchingEngine:
     def stats(self) -> EngineStats:
         """A snapshot of the engine's counters."""
         with self._lock:
+            stats = self._stats
             return EngineStats(
-                running=len(self._running),
-                waiting=len(self._waiting),
-                started=self._stats.started,
-                finished=dict(self._stats.finished),
-                steps=self._stats.steps,
+                running=len(self._running) + len(self._prefilling), waiting=len(self._waiting),
+                started=stats.started, finished=dict(stats.finished), steps=stats.steps,
+                kv_cache_used_bytes=stats.kv_cache_used_bytes, kv_cache_capacity_bytes=stats.kv_cache_capacity_bytes,
+                prefix_cache_bytes=self.prefix_cache.used_bytes if self.prefix_cache else 0,
+                prefix_cache_hit_tokens=self.prefix_cache.hit_tokens if self.prefix_cache else 0,
             )
 
     def submit(self, request: EngineRequest, sink: Sink) -> GenerationHandle:
@@ -142,9 +127,8 @@ class BatchingEngine:
         needed = len(request.prompt_token_ids) + request.sampling.max_tokens
         if not request.prompt_token_ids or needed > self.max_model_len:
             raise ValueError(f"request needs {needed} tokens of context, the limit is {self.max_model_len}")
-        sequence = _Sequence(
-            request=request,
-            sink=sink,
+        sequence = Sequence(
+            request=request, sink=sink,
             detokenizer=IncrementalDetokenizer(self.tokenizer, request.prompt_token_ids),
             stop_filter=StopStringFilter(request.sampling.stop),
             generator=make_generator(request.sampling.seed, self.device),
@@ -188,128 +172,170 @@ class BatchingEngine:
         with torch.inference_mode():
             while True:
                 with self._lock:
-                    while not self._stopping and not self._running and not self._waiting:
+                    while not self._stopping and not (self._running or self._waiting or self._prefilling):
                         self._lock.wait()
                     if self._stopping:
                         break
                     joining = self._take_joining()
-                if joining:
-                    self._prefill_isolated(joining)
-                    # A sequence failed (or finished) by its first token leaves before the decode step.
-                    self._retire()
-                try:
-                    if self._running:
-                        self._decode()
-                except Exception:  # noqa: BLE001 - one bad step must not kill the engine
-                    # A decode step's inputs are tokens the engine chose itself, so a failure here
-                    # is the model's (device error, hung kernel), not one caller's: every running
-                    # sequence is failed and the batch starts afresh.
-                    logger.exception("engine decode step failed; failing %d sequences", len(self._running))
-                    for sequence in self._running:
-                        self._finish(sequence, "error")
-                    self._running, self._cache, self._mask = [], None, None
+                self._admit(joining)
+                if self._prefilling:
+                    self._prefill_step()
+                    self._retire()  # a sequence failed or finished by its first token leaves now
+                if self._running:
+                    self._decode_step()
                 self._retire()
-        for sequence in list(self._running) + list(self._waiting):
+        for sequence in self._running + self._prefilling + list(self._waiting):
             self._finish(sequence, "cancelled")
 
-    def _take_joining(self) -> list[_Sequence]:
-        """Pops waiting sequences that fit the free slots and the prefill token budget."""
-        joining: list[_Sequence] = []
-        longest = 0
-        while self._waiting and len(self._running) + len(joining) < self.max_batch_size:
-            candidate = self._waiting[0]
+    def _take_joining(self) -> list[Sequence]:
+        """Pops waiting sequences for the free slots (the caller holds the lock)."""
+        joining: list[Sequence] = []
+        while self._waiting and len(joining) < len(self._free_slots):
+            candidate = self._waiting.popleft()
             if candidate.cancelled:
-                self._waiting.popleft()
                 self._finish(candidate, "cancelled")
-                continue
-            longest_if_added = max(longest, len(candidate.request.prompt_token_ids))
-            if joining and longest_if_added * (len(joining) + 1) > self.max_prefill_tokens:
-                break
-            joining.append(self._waiting.popleft())
-            longest = longest_if_added
+            else:
+                joining.append(candidate)
         return joining
 
-    def _prefill_isolated(self, joining: list[_Sequence]) -> None:
-        """Prefills the joining sequences together; when that fails, one at a time, so that a
-        request the model cannot take (say, a token id outside its vocabulary) fails alone."""
+    def _admit(self, joining: list[Sequence]) -> None:
+        """Gives each joining sequence a slot and copies in its longest cached prompt prefix."""
+        for sequence in joining:
+            sequence.slot = heapq.heappop(self._free_slots)  # lowest first: decode spans fewer rows
+            prompt = sequence.request.prompt_token_ids
+            if self.prefix_cache is not None and len(prompt) <= self.runner.length:
+                blocks = self.prefix_cache.lookup(prompt, len(prompt) - 1)  # the last token makes logits
+                self.runner.cache.copy_in(sequence.slot, 0, blocks)
+                sequence.cached = sum(k.shape[2] for k, _ in blocks)
+            self._prefilling.append(sequence)
+
+    def _prefill_step(self) -> None:
+        """Prefills up to ``max_prefill_tokens`` prompt tokens of the joining sequences."""
+        budget, rows, owners = self.max_prefill_tokens, [], []
+        for sequence in self._prefilling:
+            if budget <= 0:
+                break
+            if sequence.cancelled:
+                continue
+            size = min(sequence.prompt_left, budget)
+            start = sequence.cached
+            rows.append(PrefillRow(sequence.slot, sequence.request.prompt_token_ids[start : start + size], start))
+            owners.append(sequence)
+            budget -= size
+        together = [i for i, row in enumerate(rows) if self.runner.fits_buffer(row)]
+        alone = [[i] for i in range(len(rows)) if i not in together]
+        for group in ([together] if together else []) + alone:
+            self._prefill_isolated([rows[i] for i in group], [owners[i] for i in group])
+
+    def _prefill_isolated(self, rows: list[PrefillRow], owners: list[Sequence]) -> None:
+        """Prefills rows together; when that fails, one at a time, so that a request the model
+        cannot take (say, a token id outside its vocabulary) fails alone."""
         try:
-            logits = self._prefill(joining)
+            logits = self.runner.prefill(rows)
         except Exception:  # noqa: BLE001 - isolated below
-            if len(joining) == 1:
+            if len(rows) == 1:
                 logger.exception("prefill failed; failing its sequence")
-                self._finish(joining[0], "error")
+                self._finish(owners[0], "error")
                 return
-            # NOTE: _prefill changes no engine state before its forward pass returns, so retrying
-            # the sequences one by one starts from the state before the failed attempt.
-            for sequence in joining:
-                self._prefill_isolated([sequence])
+            # NOTE: a failed pass may have written some rows' keys/values; retrying writes the
+            # same values at the same positions, so the retry starts from a consistent state.
+            for row, owner in zip(rows, owners):
+                self._prefill_isolated([row], [owner])
             return
-        self._accept(joining, logits)
-
-    def _prefill(self, joining: list[_Sequence]) -> torch.Tensor:
-        """Runs the joining prompts and adds them to the batch; returns their last logits."""
-        prompts = [s.request.prompt_token_ids for s in joining]
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        logits = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions,
-            cache=cache, use_cache=True, logits_to_keep=1,
-        ).logits[:, -1, :]
-        kv.zero_padding(cache, mask)
-        self._cache, self._mask = kv.concat(self._cache, self._mask, cache, mask)
-        for sequence, prompt in zip(joining, prompts):
-            sequence.cached = len(prompt)
+        done = []
+        for row_index, (row, sequence) in enumerate(zip(rows, owners)):
+            sequence.cached += len(row.tokens)
+            if sequence.prompt_left == 0:
+                done.append(row_index)
         if self.telemetry is not None:
-            self.telemetry.on_prefill(sum(len(p) for p in prompts))
-        self._running.extend(joining)
-        return logits
+            self.telemetry.on_prefill(sum(len(r.tokens) for r in rows))
+        finished = [owners[i] for i in done]
+        for sequence in finished:
+            self._prefilling.remove(sequence)
+            self._remember_prefix(sequence)
+        self._running.extend(finished)
+        if finished:
+            self._accept(finished, logits.index_select(0, torch.as_tensor(done, device=logits.device)))
 
-    def _decode(self) -> None:
-        assert self._cache is not None and self._mask is not None
-        input_ids = torch.tensor([[s.last_token] for s in self._running], device=self.device)
-        positions = torch.tensor([[s.cached] for s in self._running], device=self.device)
-        mask = torch.cat([self._mask, self._mask.new_ones((len(self._running), 1))], dim=1)
-        logits = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions,
-            cache=self._cache, use_cache=True, logits_to_keep=1,
-        ).logits[:, -1, :]
-        self._mask = mask
-        for sequence in self._running:
+    def _remember_prefix(self, sequence: Sequence) -> None:
+        """Stores the prompt's whole blocks that the prefix cache lacks (never a wrapped buffer)."""
+        prompt = sequence.request.prompt_token_ids
+        if self.prefix_cache is None or len(prompt) > self.runner.length:
+            return
+        for start, stop in self.prefix_cache.missing(prompt, len(prompt)):
+            keys, values = self.runner.cache.copy_out(sequence.slot, start, stop)
+            self.prefix_cache.store(prompt, start, keys, values)
+
+    def _decode_step(self) -> None:
+        running = [s for s in self._running if s.finish_reason is None and not s.cancelled]
+        if not running:
+            return
+        try:
+            logits = self.runner.decode([s.slot for s in running], [s.last_token for s in running],
+                                        [s.cached for s in running])
+        except Exception:  # noqa: BLE001 - one bad step must not kill the engine
+            # A decode step's inputs are tokens the engine chose itself, so a failure here is the
+            # model's (device error, hung kernel), not one caller's: every running sequence fails.
+            logger.exception("engine decode step failed; failing %d sequences", len(running))
+            for sequence in running:
+                self._finish(sequence, "error")
+            return
+        for sequence in running:
             sequence.cached += 1
-        self._accept(self._running, logits)
-        self._stats.steps += 1
+        self._accept(running, logits)
+        with self._lock:
+            self._stats.steps += 1
 
-    def _accept(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
-        """Samples one token per sequence, emits its text and decides whether it finished."""
+    def _accept(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
+        """Samples one token per sequence (batched), emits its text, decides whether it finished."""
         live = [s for s in sequences if not s.cancelled]
-        rows = [i for i, s in enumerate(sequences) if not s.cancelled]
         if not live:
             return
-        if len(rows) != len(sequences):
-            logits = logits.index_select(0, torch.tensor(rows, device=logits.device))
+        if len(live) != len(sequences):
+            rows = [i for i, s in enumerate(sequences) if not s.cancelled]
+            logits = logits.index_select(0, torch.as_tensor(rows, device=logits.device))
+        logits, live = self._constrain(live, logits)
+        if not live:
+            return
+        params, generators = [s.request.sampling for s in live], [s.generator for s in live]
         try:
-            tokens: list[int | None] = list(
-                sample_next_tokens(logits, [s.request.sampling for s in live], [s.generator for s in live])
-            )
+            tokens: list[int | None] = list(sample_next_tokens(logits, params, generators))
         except Exception:  # noqa: BLE001 - find the row(s) at fault, row by row
             tokens = [self._sample_one(s, logits[row : row + 1]) for row, s in enumerate(live)]
-        for sequence, token in zip(live, tokens):
+        logprobs = token_logprobs(logits, [t or 0 for t in tokens], [s.request.sampling.logprobs for s in live])
+        for sequence, token, logprob in zip(live, tokens, logprobs):
             if token is None:
                 continue
             try:
-                self._append(sequence, token)
+                is_eos = token in self._eos_ids and not sequence.request.sampling.ignore_eos
+                output = next_output(sequence, token, logprob, is_eos=is_eos, max_model_len=self.max_model_len)
+                on_token_telemetry(sequence, self.telemetry)
+                self._emit(sequence, output)
             except Exception:  # noqa: BLE001 - one sequence's text handling fails only it
                 logger.exception("sequence %s failed after its token", sequence.request.request_id)
                 self._finish(sequence, "error")
 
-    def _sample_one(self, sequence: _Sequence, logits: torch.Tensor) -> int | None:
+    def _constrain(self, live: list[Sequence], logits: torch.Tensor) -> tuple[torch.Tensor, list[Sequence]]:
+        """Applies ``min_tokens`` (batched) and each sequence's logits processors to the logits."""
+        holding = [i for i, s in enumerate(live) if s.holds_eos and not s.request.sampling.ignore_eos]
+        if holding or any(s.request.logits_processors for s in live):
+            logits = logits.float().clone()  # the model's output may be a view it reuses
+        mask_tokens(logits, holding, sorted(self._eos_ids))
+        failed = []
+        for row, sequence in enumerate(live):
+            try:
+                for processor in sequence.request.logits_processors:
+                    logits[row] = processor(sequence.output_ids, logits[row])
+            except Exception:  # noqa: BLE001 - a processor fails only its own sequence
+                logger.exception("logits processor failed for sequence %s", sequence.request.request_id)
+                self._finish(sequence, "error")
+                failed.append(row)
+        if not failed:
+            return logits, live
+        keep = [i for i in range(len(live)) if i not in failed]
+        return logits.index_select(0, torch.as_tensor(keep, device=logits.device)), [live[i] for i in keep]
+
+    def _sample_one(self, sequence: Sequence, logits: torch.Tensor) -> int | None:
         """One row's token, or None after failing that sequence (and only it)."""
         try:
             return sample_next_tokens(logits, [sequence.request.sampling], [sequence.generator])[0]
@@ -318,32 +344,12 @@ class BatchingEngine:
             self._finish(sequence, "error")
             return None
 
-    def _append(self, sequence: _Sequence, token: int) -> None:
-        params = sequence.request.sampling
-        sequence.last_token = token
-        sequence.generated += 1
-        if self.telemetry is not None:
-            now = time.monotonic()
-            first = sequence.generated == 1
-            self.telemetry.on_token(now - (sequence.submitted_at if first else sequence.last_token_at), first)
-            sequence.last_token_at = now
-        if token in self._eos_ids and not params.ignore_eos:
-            self._emit(sequence, sequence.stop_filter.flush(), "stop")
-            return
-        text, stopped = sequence.stop_filter.feed(sequence.detokenizer.push(token))
-        if stopped:
-            self._emit(sequence, text, "stop")
-        elif sequence.generated >= params.max_tokens or sequence.cached + 1 >= self.max_model_len:
-            self._emit(sequence, text + sequence.stop_filter.flush(), "length")
-        else:
-            self._emit(sequence, text, None)
+    def _emit(self, sequence: Sequence, output: EngineOutput) -> None:
+        sequence.sink(output)
+        if output.finish_reason is not None:
+            self._finish(sequence, output.finish_reason, notify=False)
 
-    def _emit(self, sequence: _Sequence, text: str, finish_reason: str | None) -> None:
-        sequence.sink(EngineOutput(text=text, num_tokens=1, finish_reason=finish_reason))  # type: ignore[arg-type]
-        if finish_reason is not None:
-            self._finish(sequence, finish_reason, notify=False)
-
-    def _finish(self, sequence: _Sequence, reason: str, notify: bool = True) -> None:
+    def _finish(self, sequence: Sequence, reason: str, notify: bool = True) -> None:
         if sequence.finish_reason is not None:
             return
         sequence.finish_reason = reason
@@ -355,20 +361,20 @@ class BatchingEngine:
             self._stats.finished[reason] = self._stats.finished.get(reason, 0) + 1
 
     def _retire(self) -> None:
-        """Removes finished and cancelled sequences from the batch and the cache."""
-        for sequence in self._running:
+        """Frees the slots of finished and cancelled sequences (no cache is copied)."""
+        for sequence in self._running + self._prefilling:
             if sequence.cancelled:
                 self._finish(sequence, "cancelled")
-        keep = [i for i, s in enumerate(self._running) if s.finish_reason is None]
-        if len(keep) == len(self._running):
-            return
+        leaving = [s for s in self._running + self._prefilling if s.finish_reason is not None]
         with self._lock:
-            self._running = [self._running[i] for i in keep]
-        if not keep:
-            self._cache, self._mask = None, None
-            return
-        assert self._cache is not None and self._mask is not None
-        self._mask = kv.select_rows(self._cache, self._mask, torch.tensor(keep, device=self.device))
+            if leaving:
+                self._running = [s for s in self._running if s.finish_reason is None]
+                self._prefilling = [s for s in self._prefilling if s.finish_reason is None]
+                for sequence in leaving:
+                    heapq.heappush(self._free_slots, sequence.slot)
+                    sequence.slot = -1
+            live = self._running + self._prefilling
+            self._stats.kv_cache_used_bytes = self.runner.cache.used_bytes([s.cached for s in live])
 
 
 def _eos_token_ids(model, tokenizer) -> Iterable[int]:

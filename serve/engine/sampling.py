@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .types import SamplingParams
+from .types import SamplingParams, TokenLogprob
 
 # Below this temperature, sampling is indistinguishable from greedy decoding in float32 logits
 # (differences of 1e-3 between logits become e^100 apart), and dividing by it cannot overflow.
@@ -81,3 +81,34 @@ def sample_next_tokens(
             if bool(usable[row]):
                 chosen[i] = torch.multinomial(probs[row], 1, generator=generators[i])[0]
     return chosen.tolist()
+
+
+def mask_tokens(logits: torch.Tensor, rows: Sequence[int], token_ids: Sequence[int]) -> None:
+    """Makes ``token_ids`` impossible in ``rows`` (in place): ``min_tokens`` holds back the end."""
+    if rows and token_ids:
+        index = torch.as_tensor(rows, device=logits.device)[:, None]
+        logits[index, torch.as_tensor(list(token_ids), device=logits.device)[None, :]] = float("-inf")
+
+
+def token_logprobs(
+    logits: torch.Tensor, tokens: Sequence[int], top: Sequence[int | None]
+) -> list[TokenLogprob | None]:
+    """Each row's chosen-token log-probability and ``top[row]`` best alternatives (None: not asked).
+
+    One ``log_softmax`` and one ``topk`` over the rows that asked, whatever their number.
+    """
+    rows = [i for i, k in enumerate(top) if k is not None]
+    result: list[TokenLogprob | None] = [None] * len(tokens)
+    if not rows:
+        return result
+    index = torch.as_tensor(rows, device=logits.device)
+    logprobs = torch.log_softmax(logits.index_select(0, index).float(), dim=-1)
+    chosen_ids = torch.as_tensor([tokens[i] for i in rows], device=logits.device)
+    chosen = logprobs.gather(1, chosen_ids[:, None])[:, 0].tolist()
+    most = max(top[i] or 0 for i in rows)
+    best_values, best_ids = logprobs.topk(most, dim=-1) if most else (logprobs[:, :0], logprobs[:, :0].long())
+    best_values, best_ids = best_values.tolist(), best_ids.tolist()
+    for n, i in enumerate(rows):
+        k = top[i] or 0
+        result[i] = TokenLogprob(tokens[i], chosen[n], tuple(zip(best_ids[n][:k], best_values[n][:k])))
+    return result

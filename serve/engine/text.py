@@ -48,8 +48,13 @@ class StopStringFilter:
         self._stop = tuple(stop)
         self._pending = ""
 
-    def feed(self, text: str) -> tuple[str, bool]:
+    def feed(self, text: str, allow_stop: bool = True) -> tuple[str, bool]:
         """Adds generated text.
+
+        Args:
+            text: The new text.
+            allow_stop: False while stop strings may not end the sequence yet (``min_tokens``):
+                text is emitted as is, except a tail that may begin a stop string.
 
         Returns:
             The text that is safe to emit now, and whether a stop string was reached (the
@@ -58,7 +63,7 @@ class StopStringFilter:
         if not self._stop:
             return text, False
         pending = self._pending + text
-        hits = [i for i in (pending.find(s) for s in self._stop) if i >= 0]
+        hits = [i for i in (pending.find(s) for s in self._stop) if i >= 0] if allow_stop else []
         if hits:
             self._pending = ""
             return pending[: min(hits)], True

@@ -5,8 +5,12 @@ They are plain dataclasses because Ray pickles them between processes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    import torch
 
 EngineFinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -23,6 +27,10 @@ class SamplingParams:
             else shares the batch.
         stop: Strings that end the completion; they are not part of the returned text.
         ignore_eos: Keep generating past the end-of-sequence token (benchmarks only).
+        min_tokens: Completion tokens before the end-of-sequence token or a stop string may end
+            the sequence (the end-of-sequence token is masked out until then).
+        logprobs: Return the chosen token's log-probability and this many top alternatives per
+            token (0: the chosen token's only); None: no log-probabilities.
     """
 
     max_tokens: int
@@ -31,15 +39,48 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    min_tokens: int = 0
+    logprobs: int | None = None
+
+
+class LogitsProcessor(Protocol):
+    """Changes one sequence's next-token scores before sampling (constraints, penalties, biases).
+
+    Called on the engine thread once per generated token with the sequence's completion token
+    ids so far and its ``[vocab]`` float logits row (a view into the batch: modify it in place or
+    return a new tensor). It must be picklable (it crosses Ray with the request) and cheap: it
+    runs inside the decode step of every sequence of the batch. An exception fails only its
+    sequence (finish reason ``error``).
+    """
+
+    def __call__(self, output_token_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
 class EngineRequest:
-    """One sequence to generate: an already tokenized prompt and its sampling parameters."""
+    """One sequence to generate: an already tokenized prompt and its sampling parameters.
+
+    Attributes:
+        logits_processors: Applied in order to this sequence's logits before each sample.
+    """
 
     request_id: str
     prompt_token_ids: tuple[int, ...]
     sampling: SamplingParams
+    logits_processors: tuple[LogitsProcessor, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log-probability and the most likely alternatives at its position.
+
+    Log-probabilities are of the distribution the sequence sampled from after its logits
+    processors, before temperature and top-p (what OpenAI reports).
+    """
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass
@@ -50,17 +91,25 @@ class EngineOutput:
         text: New text since the previous output (may be empty).
         num_tokens: New completion tokens since the previous output.
         finish_reason: Set on the last output of the sequence.
+        token_ids: The new completion token ids (engine outputs only; gateway-made outputs may
+            leave it empty).
+        logprobs: One entry per new token when the request asked for log-probabilities.
     """
 
     text: str = ""
     num_tokens: int = 0
     finish_reason: EngineFinishReason | None = None
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None
 
     def merge(self, other: EngineOutput) -> None:
         """Appends a later increment to this one (used to coalesce outputs)."""
         self.text += other.text
         self.num_tokens += other.num_tokens
         self.finish_reason = other.finish_reason
+        self.token_ids = self.token_ids + other.token_ids
+        if other.logprobs is not None:
+            self.logprobs = (self.logprobs or []) + other.logprobs
 
 
 @dataclass
@@ -72,3 +121,7 @@ class EngineStats:
     started: int = 0
     finished: dict[str, int] = field(default_factory=dict)
     steps: int = 0
+    kv_cache_used_bytes: int = 0
+    kv_cache_capacity_bytes: int = 0
+    prefix_cache_bytes: int = 0
+    prefix_cache_hit_tokens: int = 0
