@@ -35,7 +35,7 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     check_model_available(source, config.model.revision)
     engine = EngineDeployment.options(
         **config.engine.deployment.serve_options(config.engine.default_max_ongoing())
-    ).bind(source, config.model.revision, config.engine)
+    ).bind(source, config.model.revision, config.engine, config.model.quantization)
     moderation = policies = None
     if config.moderation.enabled:
         from guardrails.policy import load_policies

@@ -33,6 +33,11 @@ class ModelConfig(_Strict):
         description="Serve the project's generated tiny Mistral checkpoint (random weights) instead "
         "of `id`; it is built on first use in MISTRAL_SERVE_TINY_MODEL_DIR.",
     )
+    quantization: Literal["none", "int8", "int4"] = Field(
+        default="none",
+        description="Weight quantization: int8/int4 use bitsandbytes on CUDA and torchao weight-only "
+        "kernels on CPU (see docs/scaling.md for memory, speed and greedy agreement per mode).",
+    )
     served_name: str = Field(
         default="mistral-7b-instruct",
         description="The `model` name clients send; also listed by GET /v1/models.",
@@ -168,13 +173,28 @@ class EngineConfig(_Strict):
         default="auto", description="auto: flash_attention_2 on CUDA when installed, else sdpa."
     )
     max_batch_size: int = Field(
-        default=16, ge=1, description="Sequences decoded together in one step (batch slots)."
+        default=64, ge=1,
+        description="Sequences decoded together in one step: the KV slots allocated at start "
+        "(max_batch_size x min(max_model_len, sliding_window) tokens). Chosen from `make bench` "
+        "(docs/scaling.md).",
     )
     max_model_len: int | None = Field(
         default=None, ge=16, description="Context limit (prompt + completion); None: the model's."
     )
     max_prefill_tokens: int = Field(
-        default=8192, ge=16, description="Prompt tokens admitted into one prefill step."
+        default=512, ge=16,
+        description="Prompt tokens prefilled per engine iteration, between two decode steps: longer "
+        "prompts are prefilled in chunks, so running streams wait at most one chunk.",
+    )
+    prefix_cache_mb: int = Field(
+        default=64, ge=0,
+        description="Memory for the keys/values of shared prompt prefixes (policy system prompts); "
+        "0 disables prefix caching.",
+    )
+    cuda_graphs: bool = Field(
+        default=False,
+        description="CUDA only: decode with static shapes under torch.compile(mode='reduce-overhead') "
+        "(CUDA graphs). Ignored on CPU.",
     )
     torch_threads: int | None = Field(
         default=None, ge=1, description="CPU threads for torch in the engine (None: num_cpus)."

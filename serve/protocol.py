@@ -63,6 +63,9 @@ class SamplingRequest(_Request):
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     logprobs: bool | None = None
     user: str | None = None
+    # vLLM's extra body fields (the `openai` client's `extra_body`): benchmarks fix output length.
+    ignore_eos: bool = False
+    min_tokens: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("stop")
     @classmethod

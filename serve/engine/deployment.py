@@ -32,23 +32,28 @@ class EngineDeployment:
         source: ``from_pretrained`` argument (hub id or local directory).
         revision: Hub revision.
         engine: Engine options.
+        quantization: ``model.quantization`` (none, int8, int4).
     """
 
-    def __init__(self, source: str, revision: str | None, engine: EngineConfig) -> None:
+    def __init__(self, source: str, revision: str | None, engine: EngineConfig, quantization: str = "none") -> None:
         runtime = choose_runtime(engine)
         if runtime.device.type == "cpu":
             # One intra-op thread per reserved CPU: more threads than cores makes OpenMP spin
             # against the other replicas on the machine and is many times slower.
             torch.set_num_threads(engine.torch_threads or max(1, int(engine.deployment.num_cpus)))
         tokenizer = load_tokenizer(source, revision)
-        model = load_model(source, runtime, revision)
+        model = load_model(source, runtime, revision, quantization)
         telemetry = EngineTelemetry()
+        graphs = engine.cuda_graphs and runtime.device.type == "cuda"
         self._engine = BatchingEngine(
             model,
             tokenizer,
             max_batch_size=engine.max_batch_size,
             max_model_len=context_length(model.config, engine.max_model_len),
             max_prefill_tokens=engine.max_prefill_tokens,
+            prefix_cache_bytes=engine.prefix_cache_mb << 20,
+            static_shapes=graphs,
+            compile_decode=graphs,
             telemetry=telemetry,
         ).start()
         # Metrics: queue depth, running, TTFT/ITL per sequence, tokens (serve/metrics.py).

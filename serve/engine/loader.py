@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..config import EngineConfig, ModelConfig
+from .quantization import load_time_config, quantize
 
 logger = logging.getLogger(__name__)
 
@@ -94,22 +95,30 @@ def load_tokenizer(source: str, revision: str | None = None):
     return AutoTokenizer.from_pretrained(source, revision=revision)
 
 
-def load_model(source: str, runtime: RuntimeChoice, revision: str | None = None):
-    """Loads the causal LM in inference mode on the chosen device."""
+def load_model(source: str, runtime: RuntimeChoice, revision: str | None = None, quantization: str = "none"):
+    """Loads the causal LM in inference mode on the chosen device, quantized when asked.
+
+    Raises:
+        QuantizationUnavailableError: the quantization library is not installed.
+    """
     from transformers import AutoModelForCausalLM
 
     check_model_available(source, revision)
     logger.info(
-        "loading model %s on %s as %s with %s attention",
-        source, runtime.device, runtime.dtype, runtime.attn_implementation,
+        "loading model %s on %s as %s with %s attention, quantization %s",
+        source, runtime.device, runtime.dtype, runtime.attn_implementation, quantization,
     )
+    at_load = load_time_config(quantization, runtime.device, runtime.dtype)
     model = AutoModelForCausalLM.from_pretrained(
         source,
         revision=revision,
         dtype=runtime.dtype,
         attn_implementation=runtime.attn_implementation,
+        **({"quantization_config": at_load, "device_map": {"": runtime.device}} if at_load is not None else {}),
     )
-    return model.to(runtime.device).eval()
+    if at_load is None:
+        model = model.to(runtime.device)
+    return quantize(model.eval(), quantization, runtime.device)
 
 
 def load_model_config(source: str, revision: str | None = None):

@@ -86,6 +86,7 @@ class EngineMetricsReporter:
         self._batch_slots = batch_slots
         self._interval_s = interval_s
         self._stop = threading.Event()
+        self._hit_tokens = 0
         self._thread = threading.Thread(target=self._run, name="engine-metrics", daemon=True)
 
     def start(self) -> EngineMetricsReporter:
@@ -123,3 +124,8 @@ class EngineMetricsReporter:
         m.set("mistral_serve_engine_waiting_sequences", stats.waiting)
         m.set("mistral_serve_engine_running_sequences", stats.running)
         m.set("mistral_serve_engine_batch_slots", self._batch_slots)
+        m.set("mistral_serve_engine_kv_cache_used_bytes", stats.kv_cache_used_bytes)
+        m.set("mistral_serve_engine_kv_cache_capacity_bytes", stats.kv_cache_capacity_bytes)
+        m.set("mistral_serve_engine_prefix_cache_bytes", stats.prefix_cache_bytes)
+        m.inc("mistral_serve_engine_prefix_cache_hit_tokens_total", stats.prefix_cache_hit_tokens - self._hit_tokens)
+        self._hit_tokens = stats.prefix_cache_hit_tokens

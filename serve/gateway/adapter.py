@@ -120,6 +120,8 @@ class EngineAdapter:
                     # individually reproducible completions.
                     seed=None if request.seed is None else request.seed + index,
                     stop=tuple(request.stop_list()),
+                    ignore_eos=request.ignore_eos,
+                    min_tokens=min(request.min_tokens, max_tokens),
                 ),
             )
             for index in range(request.n)

@@ -143,7 +143,9 @@ def test_reporter_moves_telemetry_into_the_engine_metrics(fake):
     telemetry.on_token(0.2, first=True)
     telemetry.on_token(0.03, first=False)
     telemetry.on_finish("stop", 0.25)
-    reporter = EngineMetricsReporter(telemetry, lambda: EngineStats(running=3, waiting=5), batch_slots=16)
+    stats = EngineStats(running=3, waiting=5, kv_cache_used_bytes=2048, kv_cache_capacity_bytes=8192,
+                        prefix_cache_bytes=512, prefix_cache_hit_tokens=32)
+    reporter = EngineMetricsReporter(telemetry, lambda: stats, batch_slots=16)
     reporter.flush()
     assert fake.samples[("mistral_serve_engine_time_to_first_token_seconds",)] == [0.2]
     assert fake.samples[("mistral_serve_engine_inter_token_latency_seconds",)] == [0.03]
@@ -155,7 +157,11 @@ def test_reporter_moves_telemetry_into_the_engine_metrics(fake):
         ("mistral_serve_engine_waiting_sequences",): 5,
         ("mistral_serve_engine_running_sequences",): 3,
         ("mistral_serve_engine_batch_slots",): 16,
+        ("mistral_serve_engine_kv_cache_used_bytes",): 2048,
+        ("mistral_serve_engine_kv_cache_capacity_bytes",): 8192,
+        ("mistral_serve_engine_prefix_cache_bytes",): 512,
     }
+    assert fake.counters[("mistral_serve_engine_prefix_cache_hit_tokens_total",)] == 32
 
 
 def test_moderation_metrics_keep_prometheus_clients_api_and_count_fail_open(fake):

@@ -59,3 +59,37 @@ def test_context_length_defaults_to_the_model_and_may_only_shrink(tiny_model_dir
 def test_directory_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(ModelUnavailableError):
         check_model_available(str(tmp_path))
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+async def test_quantized_tiny_checkpoint_loads_and_serves(tiny_model_dir, tiny_model, mode):
+    import asyncio
+
+    from serve.config import EngineConfig
+    from serve.engine.batching import BatchingEngine
+    from serve.engine.loader import choose_runtime, load_model, load_tokenizer
+    from serve.engine.quantization import weight_bytes
+    from serve.engine.types import EngineRequest, SamplingParams
+
+    runtime = choose_runtime(EngineConfig(device="cpu"))
+    model = load_model(str(tiny_model_dir), runtime, quantization=mode)
+    linear = model.model.layers[0].mlp.up_proj.weight
+    assert type(linear) is not torch.nn.Parameter  # a torchao quantized tensor
+    # Linear weights dominate the checkpoint: int8 is about a quarter of fp32, int4 less.
+    assert weight_bytes(model) < 0.5 * weight_bytes(tiny_model)
+    engine = BatchingEngine(model, load_tokenizer(str(tiny_model_dir)), max_batch_size=2, max_model_len=64).start()
+    try:
+        async def one(ids):
+            request = EngineRequest("q", ids, SamplingParams(max_tokens=5, temperature=0, ignore_eos=True))
+            return [o async for o in engine.generate(request)][-1].finish_reason
+
+        assert await asyncio.gather(one((1, 5, 6)), one((1, 7))) == ["length", "length"]
+    finally:
+        engine.stop()
+
+
+def test_unknown_quantization_is_refused(tiny_model):
+    from serve.engine.quantization import quantize
+
+    with pytest.raises(ValueError):
+        quantize(tiny_model, "int3", torch.device("cpu"))
