@@ -109,8 +109,13 @@ def make_client(base_url: str, api_key: str, timeout_s: float):
     )
 
 
-async def one_request(client, model: str, prompt: str, max_tokens: int, temperature: float) -> RequestStats:
+async def one_request(client, model: str, prompt: str, max_tokens: int, temperature: float,
+                      fixed_length: bool = True) -> RequestStats:
     """Sends one streamed chat completion and times its chunks.
+
+    With ``fixed_length`` every answer is exactly ``max_tokens`` long (vLLM's extra body fields
+    ``ignore_eos``/``min_tokens``, which mistral-serve honours too), so that servers compare on
+    the same work.
 
     Inter-token latency is computed per request as (last content chunk time - first content
     chunk time) / (completion_tokens - 1), with the token count from the usage chunk: a chunk
@@ -129,6 +134,7 @@ async def one_request(client, model: str, prompt: str, max_tokens: int, temperat
             stream=True,
             stream_options={"include_usage": True},
             extra_headers={"Cache-Control": "no-cache"},
+            extra_body={"ignore_eos": True, "min_tokens": max_tokens} if fixed_length else None,
         )
         async for chunk in stream:
             now = time.perf_counter()

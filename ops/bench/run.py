@@ -33,7 +33,7 @@ from pathlib import Path
 
 from serve.netutil import free_port
 
-from . import engine_compare, load, tenancy
+from . import engine_compare, engine_sweep, load, quant, tenancy
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "results"
 _API_KEY = re.compile(r"OPENAI_API_KEY=(\S+)")
@@ -220,8 +220,16 @@ def plot(results: dict, path: Path) -> None:
     """Writes the figure: tokens/s, TTFT and ITL against concurrency, and the engine comparison."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-    fig = Figure(figsize=(20, 4.8), layout="constrained")
-    axes = fig.subplots(1, 4)
+    fig = Figure(figsize=(20, 9.6), layout="constrained")
+    grid = fig.subplots(2, 4)
+    axes = grid[0]
+    for ax, key, draw in ((grid[1][0], "engine_sweep", engine_sweep.plot_on), (grid[1][1], "quantization", quant.plot_on)):
+        if results.get(key):
+            draw(ax, results[key])
+        else:
+            ax.text(0.5, 0.5, f"{key} skipped", ha="center", va="center", transform=ax.transAxes)
+    for ax in grid[1][2:]:
+        ax.set_axis_off()
     levels = (results.get("load") or {}).get("levels", [])
     if levels:
         conc = [lv["concurrency"] for lv in levels]
@@ -335,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where bench.json/png go (default ops/results)")
     parser.add_argument("--tokens", type=int, default=128, help="engine comparison: new tokens per request")
     parser.add_argument("--concurrency", type=int, default=16, help="engine comparison: requests / batch size")
-    parser.add_argument("--load-concurrency", default="1,2,4,8,16", help="load sweep levels (comma-separated)")
+    parser.add_argument("--load-concurrency", default="1,16,32,64", help="load sweep levels (comma-separated)")
+    parser.add_argument("--sweep-levels", default="1,16,32,64", help="engine sweep levels (comma-separated)")
     parser.add_argument("--requests", type=int, help="load sweep: requests per level (default: see ops.bench.load)")
     parser.add_argument("--max-tokens", type=int, default=64, help="load sweep: completion limit per request")
     args = parser.parse_args(argv)
@@ -344,11 +353,19 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
         "engine_compare": None,
+        "engine_sweep": None,
+        "quantization": None,
         "load": None,
     }
     if not args.skip_engine:
         print(f"engine comparison: {args.concurrency} requests x {args.tokens} tokens ...", flush=True)
         results["engine_compare"] = engine_compare.compare(tokens=args.tokens, concurrency=args.concurrency)
+        print("engine sweep (generate, our engine, vLLM when installed) ...", flush=True)
+        results["engine_sweep"] = engine_sweep.sweep(levels=[int(c) for c in args.sweep_levels.split(",")])
+        print(engine_sweep.format_report(results["engine_sweep"]), flush=True)
+        print("quantization modes ...", flush=True)
+        results["quantization"] = quant.measure()
+        print(quant.format_report(results["quantization"]), flush=True)
     if not args.skip_load:
         log_path = args.out_dir / "service.log"
         print(f"starting mistral-serve (log: {log_path}) ...", flush=True)

@@ -43,3 +43,39 @@ def test_percentile_interpolates():
     assert load.percentile([], 50) is None
     assert load.percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert load.percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+
+
+def test_engine_sweep_reports_every_level_side_by_side(tiny_model_dir):
+    from ops.bench import engine_sweep
+
+    result = engine_sweep.sweep(levels=[1, 3], tokens=3, repeats=1, model_dir=tiny_model_dir, with_vllm=False)
+    assert [row["concurrency"] for row in result["levels"]] == [1, 3]
+    for row in result["levels"]:
+        assert row["engine"] > 0 and row["generate_one_at_a_time"] > 0 and row["vllm"] is None
+        assert row["engine_vs_generate"] == pytest.approx(row["engine"] / row["generate_one_at_a_time"])
+    assert "engine/vLLM" in engine_sweep.format_report(result)
+
+
+def test_quantization_bench_reports_memory_speed_and_agreement(tiny_model_dir):
+    from ops.bench import quant
+
+    result = quant.measure(modes=("none", "int8"), concurrency=2, tokens=3, model_dir=tiny_model_dir)
+    none, int8 = result["modes"]
+    assert none["greedy_agreement"] == 1.0 and 0.0 <= int8["greedy_agreement"] <= 1.0
+    assert int8["weight_bytes"] < none["weight_bytes"] and int8["tokens_per_s"] > 0
+    assert quant.agreement([[1, 2, 3]], [[1, 9, 3]]) == pytest.approx(1 / 3)  # stops at the divergence
+    assert "greedy agree" in quant.format_report(result)
+
+
+def test_bench_plot_draws_every_section(tmp_path):
+    from ops.bench import run
+
+    results = {
+        "generated_at": "now", "engine_compare": None, "load": None,
+        "engine_sweep": {"tokens_per_request": 2, "vllm": "not installed", "levels": [
+            {"concurrency": 1, "generate_one_at_a_time": 5.0, "engine": 9.0, "vllm": None}]},
+        "quantization": {"device": "cpu", "concurrency": 2, "modes": [
+            {"mode": "none", "tokens_per_s": 3.0, "weight_bytes": 2**20, "greedy_agreement": 1.0}]},
+    }
+    run.plot(results, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").stat().st_size > 0
