@@ -15,6 +15,14 @@ Run from the repository root on the GPU machine::
     python ops/gpu/mistral7b_decode.py                       # SDPA, H200 bandwidth (4800 GB/s)
     python ops/gpu/mistral7b_decode.py --attn flash_attention_2 --bandwidth-gbs 3350   # H100 SXM
     python ops/gpu/mistral7b_decode.py --dry-run-cpu         # same code, tiny config, on a CPU
+    python ops/gpu/mistral7b_decode.py --quantization none,int8,int4 --cuda-graphs
+
+Quantization modes (``--quantization``) quantize the random weights with torchao weight-only
+kernels (int8 per channel; int4 in groups: 128 on CUDA, 32 on CPU), on the GPU as on the CPU: the
+service's CUDA path (bitsandbytes) quantizes while loading a checkpoint, which a random model
+built in place does not have. The bound then uses the quantized weight bytes. ``--cuda-graphs``
+decodes with static shapes under ``torch.compile(mode="reduce-overhead")``. Only the
+transformers backend is measured here (the vLLM backend is not part of the service yet).
 
 It imports nothing that imports Ray (only ``serve.engine.batching`` and its torch-only modules).
 """
@@ -40,6 +48,7 @@ import transformers  # noqa: E402
 from transformers import MistralConfig, MistralForCausalLM  # noqa: E402
 
 from serve.engine.batching import BatchingEngine  # noqa: E402
+from serve.engine.quantization import quantize_built, weight_bytes  # noqa: E402
 from serve.engine.types import EngineRequest, SamplingParams  # noqa: E402
 
 DEFAULT_CONCURRENCY = (1, 8, 32, 64)
@@ -121,6 +130,7 @@ class Level:
     bound_tokens_per_s: float  # weights only
     bound_with_kv_tokens_per_s: float
     fraction_of_bound: float
+    quantization: str = "none"
 
 
 def weight_bytes_per_step(model) -> int:
@@ -130,8 +140,7 @@ def weight_bytes_per_step(model) -> int:
     is read whole once per step, whatever the batch size.
     """
     embedding = model.get_input_embeddings().weight
-    total = sum(p.numel() * p.element_size() for p in model.parameters())
-    return total - embedding.numel() * embedding.element_size()
+    return weight_bytes(model) - embedding.numel() * embedding.element_size()
 
 
 def kv_bytes_per_token(config: MistralConfig, dtype: torch.dtype) -> int:
@@ -162,7 +171,8 @@ async def _run(engine: BatchingEngine, prompts: list[tuple[int, ...]], new_token
 
 
 def measure_level(
-    model, tokenizer, concurrency: int, prompt_tokens: int, new_tokens: int, bandwidth_gbs: float, seed: int = 0
+    model, tokenizer, concurrency: int, prompt_tokens: int, new_tokens: int, bandwidth_gbs: float, seed: int = 0,
+    quantization: str = "none", cuda_graphs: bool = False,
 ) -> Level:
     """Runs ``concurrency`` sequences at once through a fresh engine (after one short warm-up)."""
     generator = torch.Generator().manual_seed(seed + concurrency)
@@ -174,6 +184,7 @@ def measure_level(
         max_model_len=prompt_tokens + new_tokens,
         # One prefill for the whole batch, so the decode phase is all sequences in lockstep.
         max_prefill_tokens=max(8192, concurrency * prompt_tokens),
+        static_shapes=cuda_graphs, compile_decode=cuda_graphs,
     ).start()
     try:
         asyncio.run(_run(engine, prompts, min(new_tokens, 4)))  # warm-up: kernels, allocator
@@ -186,7 +197,7 @@ def measure_level(
     decode_tps = concurrency * (new_tokens - 1) / decode_s if new_tokens > 1 else float("nan")
     weights = weight_bytes_per_step(model)
     mean_context = prompt_tokens + new_tokens / 2
-    kv = concurrency * mean_context * kv_bytes_per_token(model.config, next(model.parameters()).dtype)
+    kv = concurrency * mean_context * kv_bytes_per_token(model.config, engine.runner.cache.keys[0].dtype)
     bandwidth = bandwidth_gbs * 1e9
     bound = bandwidth / weights * concurrency
     return Level(
@@ -199,6 +210,7 @@ def measure_level(
         bound_tokens_per_s=bound,
         bound_with_kv_tokens_per_s=bandwidth / (weights + kv) * concurrency,
         fraction_of_bound=decode_tps / bound,
+        quantization=quantization,
     )
 
 
@@ -207,13 +219,13 @@ def format_report(info: dict, levels: list[Level]) -> str:
     lines = [f"{key}: {value}" for key, value in info.items()]
     lines.append(
         f"{'concurrency':>11} {'prefill_s':>9} {'decode_tok/s':>12} {'e2e_tok/s':>10} {'kv_GB/step':>10} "
-        f"{'bound_tok/s':>11} {'bound+kv_tok/s':>14} {'of_bound':>8}"
+        f"{'bound_tok/s':>11} {'bound+kv_tok/s':>14} {'of_bound':>8} {'quant':>5}"
     )
     for lv in levels:
         lines.append(
             f"{lv.concurrency:>11} {lv.prefill_s:>9.3f} {lv.decode_tokens_per_s:>12.1f} {lv.e2e_tokens_per_s:>10.1f} "
             f"{lv.kv_gb_per_step:>10.3f} {lv.bound_tokens_per_s:>11.0f} {lv.bound_with_kv_tokens_per_s:>14.0f} "
-            f"{lv.fraction_of_bound:>7.1%}"
+            f"{lv.fraction_of_bound:>7.1%} {lv.quantization:>5}"
         )
     return "\n".join(lines)
 
@@ -230,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, help="new tokens per sequence (default 128; dry run 8)")
     parser.add_argument("--dry-run-cpu", action="store_true",
                         help="run the same code on a tiny config on the CPU (to test this script)")
+    parser.add_argument("--quantization", default="none",
+                        help="comma-separated modes among none,int8,int4 (torchao weight-only; default none)")
+    parser.add_argument("--cuda-graphs", action="store_true", help="static-shape decode under torch.compile")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -267,9 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         "workload": f"{prompt_tokens} random prompt tokens, {new_tokens} new tokens per sequence, greedy, EOS ignored",
     }
     levels = []
-    for concurrency in levels_wanted:
-        print(f"measuring concurrency {concurrency} ...", file=sys.stderr, flush=True)
-        levels.append(measure_level(model, StandInTokenizer(), concurrency, prompt_tokens, new_tokens, args.bandwidth_gbs))
+    for mode in [m.strip() for m in args.quantization.split(",") if m.strip()]:
+        if mode != "none":
+            torch.manual_seed(0)
+            model = quantize_built(build_model(config, device, dtype, args.attn), mode, device)
+            info[f"weights_GB_per_decode_step_{mode}"] = f"{weight_bytes_per_step(model) / 1e9:.3f}"
+        for concurrency in levels_wanted:
+            print(f"measuring {mode} at concurrency {concurrency} ...", file=sys.stderr, flush=True)
+            levels.append(measure_level(model, StandInTokenizer(), concurrency, prompt_tokens, new_tokens,
+                                        args.bandwidth_gbs, quantization=mode,
+                                        cuda_graphs=args.cuda_graphs and device.type == "cuda"))
     if device.type == "cuda":
         info["peak_memory_GB"] = f"{torch.cuda.max_memory_allocated(device) / 1e9:.2f}"
     else:

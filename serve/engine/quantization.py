@@ -66,6 +66,21 @@ def quantize(model, mode: str, device: torch.device):
     return model
 
 
+def quantize_built(model, mode: str, device: torch.device):
+    """Quantizes an already built model with torchao on any device (the GPU script's random model).
+
+    int4 uses torchao's CUDA int4 kernels (groups of 128) on CUDA, the CPU path elsewhere.
+    """
+    if mode == "none" or device.type != "cuda":
+        return quantize(model, mode, torch.device("cpu") if device.type != "cuda" else device)
+    try:
+        from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
+    except ImportError as exc:
+        raise QuantizationUnavailableError(f"quantization {mode} needs torchao") from exc
+    quantize_(model, Int8WeightOnlyConfig() if mode == "int8" else Int4WeightOnlyConfig(group_size=128))
+    return model
+
+
 def weight_bytes(model) -> int:
     """Bytes of the model's parameters and buffers as stored (quantized tensors count packed)."""
     total = 0

@@ -43,3 +43,18 @@ def test_dry_run_reports_every_concurrency_level_without_ray(tmp_path):
         assert float(row["e2e_tok/s"]) > 0
         assert float(row["bound_tok/s"]) > 0
     assert "transformers:" in result.stdout and "peak_memory_GB:" in result.stdout
+
+
+def test_dry_run_measures_each_quantization_mode(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dry-run-cpu", "--quantization", "none,int8", "--concurrency", "1,8"],
+        cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["concurrency", "prefill_s"])
+    rows = [line.split() for line in lines[header + 1 : header + 5]]
+    assert [(int(r[0]), r[-1]) for r in rows] == [(1, "none"), (8, "none"), (1, "int8"), (8, "int8")]
+    assert all(float(r[2]) > 0 for r in rows)
+    # int8 weights are about a quarter of fp32 ones: the bound per step rises accordingly.
+    assert "weights_GB_per_decode_step_int8:" in result.stdout
