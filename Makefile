@@ -38,7 +38,7 @@ test: install tools
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run
+	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run $(if $(VLLM_PYTHON),--vllm-python $(VLLM_PYTHON))
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.moderation.bench
 
 # A multi-node Ray cluster on this machine (docs/scaling.md): the replicas-over-time recording

@@ -18,7 +18,9 @@ Run: ``python -m ops.bench.engine_sweep [--levels 1,16,32,64] [--tokens 64] [--o
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,15 +44,21 @@ def _best(run: Callable[[], int], repeats: int) -> float:
     return best
 
 
-def vllm_runner(model_dir: str, max_batch: int, max_len: int) -> Callable[[list[list[int]], int], int] | None:
-    """A function running prompts through vLLM's offline engine, or None when vLLM is not installed."""
+def vllm_runner(model_dir: str, max_batch: int, max_len: int,
+                python: str | None = None) -> Callable[[list[list[int]], int], int] | None:
+    """A function running prompts through vLLM's offline engine, or None when vLLM is unavailable.
+
+    With ``python`` (the interpreter of vLLM's own virtual environment) vLLM runs in a subprocess
+    (:mod:`ops.bench.vllm_worker`); without it, in this interpreter when importable.
+    """
+    if python is not None:
+        return _subprocess_runner(python, model_dir, max_batch, max_len)
     try:
         from vllm import LLM, SamplingParams as VllmParams
         from vllm.inputs import TokensPrompt
     except ImportError:
         return None
-    llm = LLM(model=model_dir, max_num_seqs=max_batch, max_model_len=max_len, dtype="float32",
-              enforce_eager=True, seed=0)
+    llm = LLM(model=model_dir, max_num_seqs=max_batch, max_model_len=max_len, dtype="float32", seed=0)
 
     def run(prompts: list[list[int]], tokens: int) -> int:
         params = VllmParams(max_tokens=tokens, min_tokens=tokens, ignore_eos=True, temperature=0)
@@ -60,8 +68,32 @@ def vllm_runner(model_dir: str, max_batch: int, max_len: int) -> Callable[[list[
     return run
 
 
+def _subprocess_runner(python: str, model_dir: str, max_batch: int, max_len: int):
+    worker = Path(__file__).with_name("vllm_worker.py")
+    process = subprocess.Popen([python, str(worker), model_dir, str(max_batch), str(max_len)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    atexit.register(process.kill)
+
+    def answer() -> dict:
+        while True:
+            line = process.stdout.readline()  # vLLM may print its own lines first
+            if not line:
+                raise RuntimeError(f"the vLLM worker exited with {process.wait()}")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    answer()  # {"ready": true}
+
+    def run(prompts: list[list[int]], tokens: int) -> int:
+        process.stdin.write(json.dumps({"prompts": prompts, "tokens": tokens}) + "\n")
+        process.stdin.flush()
+        return answer()["tokens"]
+
+    return run
+
+
 def sweep(*, levels=DEFAULT_LEVELS, tokens: int = 64, threads: int | None = 2, repeats: int = 2,
-          model_dir: str | Path | None = None, with_vllm: bool = True) -> dict:
+          model_dir: str | Path | None = None, with_vllm: bool = True, vllm_python: str | None = None) -> dict:
     """Measures (a), (b) and (c) at each level; returns a JSON-serialisable dict.
 
     Raises:
@@ -74,7 +106,9 @@ def sweep(*, levels=DEFAULT_LEVELS, tokens: int = 64, threads: int | None = 2, r
     top = max(levels)
     prompts = chat_prompts(tokenizer, top)
     max_len = max(len(p) for p in prompts) + tokens
-    vllm = vllm_runner(source, top, max_len) if with_vllm else None
+    vllm = vllm_runner(source, top, max_len, vllm_python) if with_vllm else None
+    if vllm is not None:
+        vllm(prompts[:2], 2)  # warm-up
     engine = BatchingEngine(model, tokenizer, max_batch_size=top, max_model_len=max_len).start()
     rows = []
     try:
@@ -124,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeats", type=int, default=2, help="measured rounds per level, best kept")
     parser.add_argument("--no-vllm", action="store_true", help="skip vLLM even when installed")
+    parser.add_argument("--vllm-python", help="python of vLLM's own virtual environment (runs it in a subprocess)")
     parser.add_argument("--out", type=Path, help="also write the result as JSON here")
     args = parser.parse_args(argv)
     result = sweep(levels=[int(x) for x in args.levels.split(",") if x.strip()], tokens=args.tokens,
-                   threads=args.threads, repeats=args.repeats, with_vllm=not args.no_vllm)
+                   threads=args.threads, repeats=args.repeats, with_vllm=not args.no_vllm,
+                   vllm_python=args.vllm_python)
     print(format_report(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -345,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="engine comparison: requests / batch size")
     parser.add_argument("--load-concurrency", default="1,16,32,64", help="load sweep levels (comma-separated)")
     parser.add_argument("--sweep-levels", default="1,16,32,64", help="engine sweep levels (comma-separated)")
+    parser.add_argument("--vllm-python", help="python of vLLM's own virtual environment: adds vLLM's engine "
+                        "to the engine sweep (docs/scaling.md)")
     parser.add_argument("--requests", type=int, help="load sweep: requests per level (default: see ops.bench.load)")
     parser.add_argument("--max-tokens", type=int, default=64, help="load sweep: completion limit per request")
     args = parser.parse_args(argv)
@@ -361,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine comparison: {args.concurrency} requests x {args.tokens} tokens ...", flush=True)
         results["engine_compare"] = engine_compare.compare(tokens=args.tokens, concurrency=args.concurrency)
         print("engine sweep (generate, our engine, vLLM when installed) ...", flush=True)
-        results["engine_sweep"] = engine_sweep.sweep(levels=[int(c) for c in args.sweep_levels.split(",")])
+        results["engine_sweep"] = engine_sweep.sweep(levels=[int(c) for c in args.sweep_levels.split(",")],
+                                                     vllm_python=args.vllm_python)
         print(engine_sweep.format_report(results["engine_sweep"]), flush=True)
         print("quantization modes ...", flush=True)
         results["quantization"] = quant.measure()
