@@ -67,3 +67,13 @@ def test_completion_prompts_become_choices(adapter, tiny_tokenizer):
     prepared = adapter.completion(CompletionRequest(model="m", prompt=["one", "two"], n=2, max_tokens=3))
     assert len(prepared) == 2 and all(len(p.choices) == 2 for p in prepared)
     assert prepared[0].choices[0].prompt_token_ids[0] == tiny_tokenizer.bos_token_id
+
+
+def test_vllm_extra_fields_fix_the_output_length(adapter):
+    # The openai client sends them with extra_body={"ignore_eos": True, "min_tokens": 8}.
+    prepared = adapter.chat(chat(max_tokens=5, ignore_eos=True, min_tokens=8))
+    sampling = prepared.choices[0].sampling
+    assert (sampling.ignore_eos, sampling.min_tokens) == (True, 5)  # min_tokens never exceeds max_tokens
+    assert adapter.chat(chat(max_tokens=5)).choices[0].sampling.min_tokens == 0
+    with pytest.raises(ValueError):
+        chat(min_tokens=-1)
