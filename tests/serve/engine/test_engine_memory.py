@@ -79,7 +79,7 @@ async def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps(tiny_mo
             first_token.set()
 
         short = prompt(tiny_tokenizer, "a running stream")
-        engine.submit(greedy(short, 60), stream_sink)
+        engine.submit(greedy(short, 400), stream_sink)  # still running when the long prompt is done
         await asyncio.to_thread(first_token.wait, 60)
         long_ids = prompt(tiny_tokenizer, "a long prompt " * 30)
         long_done: asyncio.Future = asyncio.get_running_loop().create_future()
