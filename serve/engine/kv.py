@@ -37,6 +37,8 @@ class StepPlan:
         mask: ``[batch, 1, q, kv columns]`` boolean attention mask (True: attend).
         prepend: Rolling-buffer prefill of one row: attend to the buffer as it was before this
             chunk, then the chunk itself; only the chunk's last ``length`` tokens are stored.
+        packed: Packed prefill: one batch row holds several sequences' chunks; the attention
+            reads ``(slot, end)`` of each in turn, concatenated (the mask keeps them apart).
     """
 
     write_slots: torch.Tensor
@@ -45,6 +47,7 @@ class StepPlan:
     kv_len: int
     mask: torch.Tensor
     prepend: bool = False
+    packed: list[tuple[int, int]] | None = None
 
 
 class SlotKVCache:
@@ -101,6 +104,9 @@ class SlotKVCache:
 
     @staticmethod
     def _read(keys, values, plan: StepPlan):
+        if plan.packed is not None:
+            return (torch.cat([keys[slot : slot + 1, :, :end] for slot, end in plan.packed], dim=2),
+                    torch.cat([values[slot : slot + 1, :, :end] for slot, end in plan.packed], dim=2))
         if isinstance(plan.read_rows, tuple):
             start, stop = plan.read_rows
             return keys[start:stop, :, : plan.kv_len], values[start:stop, :, : plan.kv_len]
