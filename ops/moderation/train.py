@@ -1,0 +1,138 @@
+"""Trains the classifier rail's model on the corpus's train split; thresholds come from dev.
+
+    python -m ops.moderation.train                 # writes guardrails/models/moderation-linear-v1/
+
+scikit-learn fits a TF-IDF (binary term presence, l2 norm) over the features of
+:func:`guardrails.rails.features.analyze` and one logistic regression per head; the artifact keeps
+only numbers (vocabulary, idf, weights) so serving needs numpy and no pickle. Held-out rows are
+never read here: :func:`ops.moderation.corpus.load` is asked for ``train`` and ``dev`` only.
+
+Thresholds: for each of the two flagging heads, the lowest score at which the head flags at most
+``--max-dev-fpr`` of the dev split's benign rows (never below 0.5), so the heads together stay under
+1 % false flags on data like dev.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from guardrails.rails.classifier import DEFAULT_MODEL, MODELS
+from guardrails.rails.features import analyze
+
+from .corpus import CORPUS, MANIFEST, Item, load
+
+ATTACK = ("jailbreak", "prompt_injection")
+SEED = 10
+
+
+def _fit(x, y, weight: float = 1.0):
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=4.0 * weight, class_weight="balanced", max_iter=2000, random_state=SEED)
+    model.fit(x, y)
+    return model
+
+
+def _threshold(scores: np.ndarray, benign: np.ndarray, max_fpr: float) -> float:
+    negatives = np.sort(scores[benign])[::-1]
+    allowed = int(np.floor(max_fpr * len(negatives)))
+    # flag strictly above the (allowed+1)-th highest benign score
+    cut = negatives[allowed] if allowed < len(negatives) else 0.0
+    return float(max(0.5, np.nextafter(cut, 1.0)))
+
+
+def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[dict, dict]:
+    """Fits the heads; returns (arrays, metadata)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer=analyze, binary=True, norm="l2", min_df=2, sublinear_tf=False)
+    x = vectorizer.fit_transform([i.text for i in items])
+    labels = np.array([i.label for i in items])
+    attack = _fit(x, np.isin(labels, ATTACK).astype(int))
+    # The harmful head learns harmful vs benign: attacks are left out (they wrap harmful questions,
+    # so calling them "not harmful" would teach it to look away from role-play).
+    keep = labels != "jailbreak"
+    keep &= labels != "prompt_injection"
+    harmful = _fit(x[keep], (labels[keep] == "harmful").astype(int))
+    is_attack = np.isin(labels, ATTACK)
+    kind = _fit(x[is_attack], (labels[is_attack] == "jailbreak").astype(int))
+    cats = np.array([i.category or "" for i in items])
+    has_cat = (labels == "harmful") & (cats != "")
+    from sklearn.linear_model import LogisticRegression
+
+    category = LogisticRegression(C=4.0, max_iter=2000, random_state=SEED).fit(x[has_cat], cats[has_cat])
+
+    xd = vectorizer.transform([i.text for i in dev])
+    dev_labels = np.array([i.label for i in dev])
+    benign = dev_labels == "benign"
+    attack_dev = attack.predict_proba(xd)[:, 1]
+    harm_dev = harmful.predict_proba(xd)[:, 1]
+    thresholds = {"attack": _threshold(attack_dev, benign, max_fpr), "harmful": _threshold(harm_dev, benign, max_fpr)}
+    flagged = (attack_dev >= thresholds["attack"]) | (harm_dev >= thresholds["harmful"])
+    metrics = {"dev": {
+        "benign": int(benign.sum()),
+        "false_flag_rate": float(flagged[benign].mean()),
+        **{f"recall_{label}": float(flagged[dev_labels == label].mean()) for label in ("jailbreak", "prompt_injection", "harmful")
+           if (dev_labels == label).any()},
+    }}
+    arrays = {
+        "idf": vectorizer.idf_.astype(np.float32),
+        "coef": np.vstack([attack.coef_[0], harmful.coef_[0], kind.coef_[0]]).astype(np.float32),
+        "bias": np.array([attack.intercept_[0], harmful.intercept_[0], kind.intercept_[0]], dtype=np.float32),
+        "category_coef": category.coef_.astype(np.float32),
+        "category_bias": category.intercept_.astype(np.float32),
+    }
+    vocab = [None] * len(vectorizer.vocabulary_)
+    for feature, column in vectorizer.vocabulary_.items():
+        vocab[column] = feature
+    meta = {
+        "heads": ["attack", "harmful", "jailbreak"],
+        "thresholds": thresholds,
+        "harm_categories": [str(c) for c in category.classes_],
+        "metrics": metrics,
+        "vocab": vocab,
+    }
+    return arrays, meta
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--out", type=Path, default=MODELS / DEFAULT_MODEL)
+    parser.add_argument("--max-dev-fpr", type=float, default=0.005)
+    args = parser.parse_args(argv)
+    items = load(args.corpus, ["train"])
+    dev = load(args.corpus, ["dev"])
+    arrays, meta = train(items, dev, args.max_dev_fpr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out / "weights.npz", **arrays)
+    (args.out / "vocab.json").write_text(json.dumps(meta.pop("vocab"), ensure_ascii=False))
+    corpus_manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    model = {
+        "name": args.out.name,
+        "library": "scikit-learn TfidfVectorizer(binary, l2) + LogisticRegression(C=4, balanced) per head",
+        **meta,
+        "data": {
+            "corpus_sha256": hashlib.sha256(args.corpus.read_bytes()).hexdigest(),
+            "splits_used": ["train", "dev (thresholds only)"],
+            "train_counts": dict(Counter(f"{i.source}:{i.label}" for i in items)),
+            "dev_counts": dict(Counter(i.label for i in dev)),
+            "packages": corpus_manifest.get("packages", {}),
+        },
+    }
+    (args.out / "model.json").write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+    (args.out / "metrics.json").write_text(json.dumps(meta["metrics"], indent=2) + "\n")
+    print(json.dumps({"thresholds": meta["thresholds"], **meta["metrics"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
