@@ -1,8 +1,8 @@
 """``POST /v1/moderations`` in the shape of OpenAI's Moderations API, backed by the input rails.
 
 The response has OpenAI's 13 categories (always present, so clients that parse them work) plus the
-categories of this service's rails: ``personal-data``, ``secrets``, ``prompt-injection``,
-``code-injection``, ``denied-topic`` and ``self-check`` (the served model's own judgement over the
+categories of this service's rails: ``pii``, ``secrets``, ``prompt_injection``, ``jailbreak``,
+``code_injection``, ``denied_topic`` and ``self-check`` (the served model's own judgement over the
 Mistral 7B paper's categories, which says *that* an input is unsafe, not which OpenAI category).
 Scores are 1.0 for deterministic findings, the signal strength for prompt injection, 0.0 when clean.
 """

@@ -108,19 +108,22 @@ class ClassifierRail:
         model: The loaded model.
         action: What a flagged text does (only ``block`` makes sense: there is no span to mask).
         thresholds: Per-head overrides of the model's dev-picked thresholds (``attack``, ``harmful``).
+        blocked: The categories this rail reports (None: all); a policy leaves out what it allows.
     """
 
     name = "classifier"
 
     def __init__(self, model: LinearModel, action: FindingAction = "block",
-                 thresholds: dict[str, float] | None = None) -> None:
+                 thresholds: dict[str, float] | None = None, blocked: Sequence[str] | None = None) -> None:
         self._model = model
         self._action: FindingAction = action
         self._thresholds = {**model.thresholds, **(thresholds or {})}
+        self._blocked = None if blocked is None else frozenset(blocked)
 
     def categories(self) -> Sequence[str]:
         """Every category the model can name."""
-        return (*ATTACK_CATEGORIES, *self._model.harm_categories)
+        names = (*ATTACK_CATEGORIES, *self._model.harm_categories)
+        return tuple(n for n in names if self._blocked is None or n in self._blocked)
 
     def scan(self, text: str) -> list[Finding]:
         """Classifies ``text`` alone."""
@@ -139,4 +142,4 @@ class ClassifierRail:
             found.append(Finding(self.name, s.attack_category, "attack", self._action, score=round(s.attack, 4)))
         if s.harmful >= self._thresholds["harmful"]:
             found.append(Finding(self.name, s.harm_category, "harmful", self._action, score=round(s.harmful, 4)))
-        return found
+        return [f for f in found if self._blocked is None or f.category in self._blocked]

@@ -27,7 +27,7 @@ RAIL = PromptInjectionRail()
 )
 def test_attacks_are_flagged(text):
     findings = RAIL.scan(text)
-    assert findings and all(f.category == "prompt-injection" and f.action == "block" for f in findings)
+    assert findings and all(f.category in ("prompt_injection", "jailbreak") and f.action == "block" for f in findings)
 
 
 @pytest.mark.parametrize(
