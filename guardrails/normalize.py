@@ -121,20 +121,25 @@ def _printable(data: bytes) -> str | None:
     return decoded if len(decoded) >= 4 and letters >= 0.8 * len(decoded) else None
 
 
-def _decoded_view(name: str, text: str, pieces: Sequence[tuple[int, int, str]]) -> View | None:
-    """The text with each ``(start, end, replacement)`` substituted; replacements map to their span."""
+def _decoded_view(name: str, text: str, pieces: Sequence[tuple]) -> View | None:
+    """The text with each ``(start, end, replacement[, offsets])`` substituted; a replacement maps to
+    its explicit offsets, or else spreads over its source span."""
     if not pieces:
         return None
     out: list[str] = []
     offsets: list[int] = []
     position = 0
-    for start, end, replacement in pieces:
+    for start, end, replacement, *explicit in pieces:
         out.append(text[position:start])
         offsets.extend(range(position, start))
         out.append(replacement)
-        # A decoded character maps to its source span proportionally (a mask covers the whole token).
-        span = end - start
-        offsets.extend(start + min(span - 1, i * span // max(1, len(replacement))) for i in range(len(replacement)))
+        if explicit:
+            offsets.extend(explicit[0])
+        else:
+            # Decoded characters spread over the source token; the last one maps to its last character,
+            # so a span over the whole decoded text covers the whole token.
+            span, n = end - start, max(1, len(replacement))
+            offsets.extend(start + (span - 1 if i == n - 1 else i * span // n) for i in range(len(replacement)))
         position = end
     out.append(text[position:])
     offsets.extend(range(position, len(text)))
@@ -169,7 +174,11 @@ def _hex_pieces(text: str) -> list[tuple[int, int, str]]:
 
 
 def _spaced_pieces(text: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), "".join(c for c in m.group() if c.isalpha())) for m in _SPACED.finditer(text)]
+    pieces = []
+    for m in _SPACED.finditer(text):
+        letters = [(m.start() + i, c) for i, c in enumerate(m.group()) if c.isalpha()]
+        pieces.append((m.start(), m.end(), "".join(c for _, c in letters), [i for i, _ in letters]))
+    return pieces
 
 
 def _common_ratio(text: str) -> float:

@@ -15,6 +15,7 @@ from nemoguardrails import RailsConfig
 from ..policy_settings import (
     ClassifierSettings,
     DeniedTermsSettings,
+    GuardModelSettings,
     PersonalDataSettings,
     PolicySettings,
     PromptInjectionSettings,
@@ -24,6 +25,7 @@ from ..verdict import Direction
 from .base import OfflineRail
 from .classifier import ClassifierRail, LinearModel, ModelLoadError
 from .code import CodeInjectionRail, compile_rules
+from .guard_model import GuardModelError, GuardModelRail
 from .injection import PromptInjectionRail
 from .pii import PersonalDataRail
 from .secrets import SecretsRail
@@ -41,6 +43,7 @@ OFFLINE_FLOWS: dict[str, tuple[str, Direction, bool]] = {
     "denied terms output": ("denied_terms", "output", True),
     "injection detection": ("code_injection", "output", False),
     "classifier input": ("classifier", "input", True),
+    "guard model input": ("guard_model", "input", True),
 }
 
 
@@ -52,7 +55,8 @@ def build_offline_rail(rail: str, settings: PolicySettings, config: RailsConfig,
         ValueError: the rail's configuration is invalid.
     """
     built = _build(rail, settings, config, policy_dir)
-    return ViewsRail(built) if rail != "code_injection" else built
+    # The guard model reads the original only: it is a model of raw text, and costs a pass per view.
+    return ViewsRail(built) if rail not in ("code_injection", "guard_model") else built
 
 
 def _build(rail: str, settings: PolicySettings, config: RailsConfig, policy_dir: Path) -> OfflineRail:
@@ -80,6 +84,13 @@ def _build(rail: str, settings: PolicySettings, config: RailsConfig, policy_dir:
         except ModelLoadError as exc:
             raise ValueError(str(exc)) from None
         return ClassifierRail(model, thresholds=classifier.thresholds, blocked=classifier.block_categories)
+    if rail == "guard_model":
+        guard = settings.rail(rail)
+        assert isinstance(guard, GuardModelSettings)
+        try:
+            return GuardModelRail(guard.model, guard.labels, guard.threshold, guard.device, guard.max_length)
+        except GuardModelError as exc:
+            raise ValueError(str(exc)) from None
     if rail == "code_injection":
         section = config.rails.config.injection_detection
         if section is None or not section.injections:

@@ -35,7 +35,9 @@ class ViewsRail:
         all_views = views(text)
         scan_views = getattr(self.rail, "scan_views", None)
         if scan_views is not None:
-            return scan_views([v.text for v in all_views])
+            # A model reads the normalised text rather than the raw one it was not trained on.
+            names = {v.name for v in all_views}
+            return scan_views([v.text for v in all_views if not (v.name == "original" and "normalized" in names)])
         if len(all_views) == 1:
             return self.rail.scan(text)
         found: list[Finding] = []
