@@ -31,11 +31,14 @@ from functools import lru_cache
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 _B64_URL = re.compile(r"(?<![A-Za-z0-9_=-])[A-Za-z0-9_-]{16,}={0,2}(?![A-Za-z0-9_=-])")
-_HEX = re.compile(r"(?:\\x|0x)?(?:[0-9a-fA-F]{2}[\s:]?){8,}")
+# Anchored at a word start so ordinary text fails after a character or two.
+_HEX = re.compile(r"(?<![0-9A-Za-z\\])(?:\\x|0x)?[0-9a-fA-F]{2}(?:[\s:]?(?:\\x|0x)?[0-9a-fA-F]{2}){7,}(?![0-9A-Za-z])")
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]{2}")
 _SPACED = re.compile(r"(?<!\w)(?:[A-Za-z][ ._*\-|/]{1,3}){3,}[A-Za-z](?!\w)")
 _LEET_WORD = re.compile(r"[A-Za-z]*[0134578@$|!][A-Za-z0134578@$|!]*")
-_LEET_HINT = re.compile(r"[A-Za-z][0134578@$|!]+[A-Za-z]|\b[0134578@$][A-Za-z]{2,}")
+# A word mixing letters with at least two leet symbols ("1gn0r3", "h4ck"): cheap to rule out.
+_LEET_HINT = re.compile(r"\b(?=[A-Za-z0134578@$]*[A-Za-z])(?:[A-Za-z]*[0134578@$]){2}[A-Za-z0134578@$]*\b|"
+                        r"\b[A-Za-z]+[0134578@$][A-Za-z]+\b")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
                        "|": "l", "!": "i"})
 _WORDS = re.compile(r"[a-z]+")
