@@ -28,6 +28,10 @@ from .features import analyze
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "moderation-linear-v1"
 ATTACK_CATEGORIES = ("jailbreak", "prompt_injection")
+# A long text is also scored on its last paragraph: a request after a long context (a document, a
+# profile, a story) is drowned by the context's features when the text is scored whole.
+TAIL_FROM = 600
+TAIL_CHARS = 400
 
 
 class ModelLoadError(ValueError):
@@ -101,6 +105,17 @@ class LinearModel:
                       float(cat_probs[best]))
 
 
+def segments(views: Sequence[str]) -> list[str]:
+    """What the model scores for one input: each view, and the tail of each long view."""
+    out = list(views)
+    for view in views:
+        if len(view) > TAIL_FROM:
+            tail = view[-TAIL_CHARS:]
+            cut = max(tail.rfind("\n\n"), tail.find(". ") + 1 if ". " in tail else 0)
+            out.append(tail[cut:].strip() if cut > 0 and len(tail) - cut > 40 else tail)
+    return out
+
+
 class ClassifierRail:
     """Flags jailbreaks, prompt injections and harmful requests with the learned model.
 
@@ -132,7 +147,7 @@ class ClassifierRail:
     def scan_views(self, views: Sequence[str]) -> list[Finding]:
         """Classifies one input given as its views (normalised, decoded ...): each head takes its
         highest-scoring view, so an attack hidden in a base64 view counts as if written plainly."""
-        scored = [self._model.scores(v) for v in views]
+        scored = [self._model.scores(v) for v in segments(views)]
         best_attack = max(scored, key=lambda x: x.attack)
         best_harm = max(scored, key=lambda x: x.harmful)
         s = Scores(best_attack.attack, best_harm.harmful, best_attack.attack_category, best_harm.harm_category,

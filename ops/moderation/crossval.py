@@ -17,26 +17,10 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-import numpy as np
-
-from guardrails.rails.classifier import LinearModel
+from guardrails.rails.classifier import segments
 
 from .corpus import CORPUS, load
-from .train import train
-
-
-def _model_from(arrays: dict, meta: dict) -> LinearModel:
-    model = LinearModel.__new__(LinearModel)
-    model._idf = arrays["idf"].astype(np.float64)  # noqa: SLF001 - an in-memory model, same maths
-    model._coef = arrays["coef"].astype(np.float64)  # noqa: SLF001
-    model._bias = arrays["bias"].astype(np.float64)  # noqa: SLF001
-    model._cat_coef = arrays["category_coef"].astype(np.float64)  # noqa: SLF001
-    model._cat_bias = arrays["category_bias"].astype(np.float64)  # noqa: SLF001
-    model.heads, model.thresholds = meta["heads"], meta["thresholds"]
-    model.harm_categories = meta["harm_categories"]
-    model._index = {f: i for i, f in enumerate(meta["vocab"])}  # noqa: SLF001
-    model.name, model.meta = "crossval", meta
-    return model
+from .train import in_memory_model, train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,12 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev_items = [i for i in items if i.split == "dev" and i.source != source]
         left_out = [i for i in items if i.source == source]
         arrays, meta = train(train_items, dev_items, args.max_dev_fpr)
-        model = _model_from(arrays, meta)
+        model = in_memory_model(arrays, meta)
         flagged = Counter()
         total = Counter(i.label for i in left_out)
         for item in left_out:
-            s = model.scores(item.text)
-            if s.attack >= model.thresholds["attack"] or s.harmful >= model.thresholds["harmful"]:
+            scores = [model.scores(seg) for seg in segments([item.text])]
+            if (max(s.attack for s in scores) >= model.thresholds["attack"]
+                    or max(s.harmful for s in scores) >= model.thresholds["harmful"]):
                 flagged[item.label] += 1
         cells = ", ".join(f"{label} {flagged[label]}/{n} = {flagged[label] / n:.3f}" for label, n in sorted(total.items()))
         print(f"{source:26s} {cells}", flush=True)

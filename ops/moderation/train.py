@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guardrails.rails.classifier import DEFAULT_MODEL, MODELS
+from guardrails.rails.classifier import DEFAULT_MODEL, MODELS, LinearModel, segments
 from guardrails.rails.features import analyze
 
 from .corpus import CORPUS, MANIFEST, Item, load
@@ -70,19 +70,8 @@ def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[d
 
     category = LogisticRegression(C=4.0, max_iter=2000, random_state=SEED).fit(x[has_cat], cats[has_cat])
 
-    xd = vectorizer.transform([i.text for i in dev])
     dev_labels = np.array([i.label for i in dev])
     benign = dev_labels == "benign"
-    attack_dev = attack.predict_proba(xd)[:, 1]
-    harm_dev = harmful.predict_proba(xd)[:, 1]
-    thresholds = {"attack": _threshold(attack_dev, benign, max_fpr), "harmful": _threshold(harm_dev, benign, max_fpr)}
-    flagged = (attack_dev >= thresholds["attack"]) | (harm_dev >= thresholds["harmful"])
-    metrics = {"dev": {
-        "benign": int(benign.sum()),
-        "false_flag_rate": float(flagged[benign].mean()),
-        **{f"recall_{label}": float(flagged[dev_labels == label].mean()) for label in ("jailbreak", "prompt_injection", "harmful")
-           if (dev_labels == label).any()},
-    }}
     arrays = {
         "idf": vectorizer.idf_.astype(np.float32),
         "coef": np.vstack([attack.coef_[0], harmful.coef_[0], kind.coef_[0]]).astype(np.float32),
@@ -93,6 +82,20 @@ def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[d
     vocab = [None] * len(vectorizer.vocabulary_)
     for feature, column in vectorizer.vocabulary_.items():
         vocab[column] = feature
+    # Dev scores come from the serving code (tails of long texts included), so the thresholds fit it.
+    model = in_memory_model(arrays, {"heads": ["attack", "harmful", "jailbreak"], "thresholds": {},
+                                     "harm_categories": [str(c) for c in category.classes_], "vocab": vocab})
+    dev_scores = [[model.scores(seg) for seg in segments([i.text])] for i in dev]
+    attack_dev = np.array([max(s.attack for s in segs) for segs in dev_scores])
+    harm_dev = np.array([max(s.harmful for s in segs) for segs in dev_scores])
+    thresholds = {"attack": _threshold(attack_dev, benign, max_fpr), "harmful": _threshold(harm_dev, benign, max_fpr)}
+    flagged = (attack_dev >= thresholds["attack"]) | (harm_dev >= thresholds["harmful"])
+    metrics = {"dev": {
+        "benign": int(benign.sum()),
+        "false_flag_rate": float(flagged[benign].mean()),
+        **{f"recall_{label}": float(flagged[dev_labels == label].mean()) for label in ("jailbreak", "prompt_injection", "harmful")
+           if (dev_labels == label).any()},
+    }}
     meta = {
         "heads": ["attack", "harmful", "jailbreak"],
         "thresholds": thresholds,
@@ -101,6 +104,21 @@ def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[d
         "vocab": vocab,
     }
     return arrays, meta
+
+
+def in_memory_model(arrays: dict, meta: dict) -> LinearModel:
+    """A :class:`LinearModel` from freshly trained arrays (the same maths as a loaded artifact)."""
+    model = LinearModel.__new__(LinearModel)
+    model._idf = arrays["idf"].astype(np.float64)  # noqa: SLF001
+    model._coef = arrays["coef"].astype(np.float64)  # noqa: SLF001
+    model._bias = arrays["bias"].astype(np.float64)  # noqa: SLF001
+    model._cat_coef = arrays["category_coef"].astype(np.float64)  # noqa: SLF001
+    model._cat_bias = arrays["category_bias"].astype(np.float64)  # noqa: SLF001
+    model.heads, model.thresholds = meta["heads"], meta["thresholds"]
+    model.harm_categories = meta["harm_categories"]
+    model._index = {f: i for i, f in enumerate(meta["vocab"])}  # noqa: SLF001
+    model.name, model.meta = "in-memory", meta
+    return model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
