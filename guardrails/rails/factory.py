@@ -26,6 +26,7 @@ from .base import OfflineRail
 from .classifier import ClassifierRail, LinearModel, ModelLoadError
 from .code import CodeInjectionRail, compile_rules
 from .guard_model import GuardModelError, GuardModelRail
+from .harm import HarmfulRequestRail
 from .injection import PromptInjectionRail
 from .pii import PersonalDataRail
 from .secrets import SecretsRail
@@ -44,6 +45,7 @@ OFFLINE_FLOWS: dict[str, tuple[str, Direction, bool]] = {
     "injection detection": ("code_injection", "output", False),
     "classifier input": ("classifier", "input", True),
     "guard model input": ("guard_model", "input", True),
+    "harmful request input": ("harmful_request", "input", True),
 }
 
 
@@ -84,6 +86,8 @@ def _build(rail: str, settings: PolicySettings, config: RailsConfig, policy_dir:
         except ModelLoadError as exc:
             raise ValueError(str(exc)) from None
         return ClassifierRail(model, thresholds=classifier.thresholds, blocked=classifier.block_categories)
+    if rail == "harmful_request":
+        return HarmfulRequestRail()
     if rail == "guard_model":
         guard = settings.rail(rail)
         assert isinstance(guard, GuardModelSettings)

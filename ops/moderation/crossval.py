@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from guardrails.rails.classifier import segments
+from guardrails.rails.harm import HarmfulRequestRail
 
 from .corpus import CORPUS, load
 from .train import in_memory_model, train
@@ -27,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", action="append", help="source to leave out (repeatable)")
     parser.add_argument("--max-dev-fpr", type=float, default=0.005)
+    parser.add_argument("--with-heuristic", action="store_true",
+                        help="also count the harmful_request rail's flags (the classifier OR the heuristic)")
     args = parser.parse_args(argv)
     items = load(CORPUS, ["train", "dev"])
     sizes = Counter(i.source for i in items)
@@ -38,11 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         arrays, meta = train(train_items, dev_items, args.max_dev_fpr)
         model = in_memory_model(arrays, meta)
         flagged = Counter()
+        heuristic = HarmfulRequestRail() if args.with_heuristic else None
         total = Counter(i.label for i in left_out)
         for item in left_out:
             scores = [model.scores(seg) for seg in segments([item.text])]
             if (max(s.attack for s in scores) >= model.thresholds["attack"]
-                    or max(s.harmful for s in scores) >= model.thresholds["harmful"]):
+                    or max(s.harmful for s in scores) >= model.thresholds["harmful"]
+                    or (heuristic is not None and heuristic.scan(item.text))):
                 flagged[item.label] += 1
         cells = ", ".join(f"{label} {flagged[label]}/{n} = {flagged[label] / n:.3f}" for label, n in sorted(total.items()))
         print(f"{source:26s} {cells}", flush=True)
