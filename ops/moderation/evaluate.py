@@ -93,8 +93,10 @@ def groups(items: Sequence[Item]) -> dict[str, tuple[list[int], set[str]]]:
     return {k: v for k, v in out.items() if v[0]}
 
 
-def score(items: Sequence[Item], flagged: Sequence[bool], categories: Sequence[set[str]]) -> dict:
-    """The report for one split: per group, and overall."""
+def score(items: Sequence[Item], flagged: Sequence[bool], categories: Sequence[set[str]],
+          blocked: Sequence[bool] | None = None) -> dict:
+    """The report for one split: per group, and overall (``blocked``: benign items blocked, not
+    just flagged; masking personal data flags a text without blocking it)."""
     benign = [i for i, it in enumerate(items) if it.label == "benign"]
     report: dict = {"items": len(items), "benign": len(benign), "groups": {}}
     for name, (members, cats) in groups(items).items():
@@ -109,6 +111,7 @@ def score(items: Sequence[Item], flagged: Sequence[bool], categories: Sequence[s
     fp = sum(flagged[i] for i in benign)
     report["overall"] = {
         "recall": _rate(tp, len(positives)), "false_flag_rate": _rate(fp, len(benign)), "precision": _rate(tp, tp + fp),
+        "false_block_rate": _rate(sum((blocked or flagged)[i] for i in benign), len(benign)),
     }
     return report
 
@@ -159,7 +162,8 @@ def evaluate(policy: str, split: str, corpus: Path = CORPUS, policies_dir: Path 
     """The report of ``policy`` and of the baseline on one split."""
     items = load(corpus, [split])
     verdicts = asyncio.run(run_policy(policy, policies_dir, items))
-    ours = score(items, [v.flagged for v in verdicts], [{f.category for f in v.findings} for v in verdicts])
+    ours = score(items, [v.flagged for v in verdicts], [{f.category for f in v.findings} for v in verdicts],
+                 [v.blocked for v in verdicts])
     base = score(items, *baseline(items))
     misses = [
         {"id": it.id, "label": it.label, "flagged": v.flagged, "rails": sorted({f.rail for f in v.findings}),
@@ -188,6 +192,8 @@ def print_report(report: dict, errors: bool = False, out: Callable[[str], None] 
         b = base["overall"] if name == "overall" else base["groups"][name]
         out(f"{name:26s} {g['recall']['n']:4d}  {_cell(g['recall']):>21s} {_cell(b['recall']):>21s}  "
             f"{_cell(g['false_flag_rate']):>21s} {_cell(b['false_flag_rate']):>21s}  {_cell(g['precision']):>21s}")
+    out(f"benign blocked (not just flagged): ours {_cell(ours['overall']['false_block_rate'])}, "
+        f"baseline {_cell(base['overall']['false_block_rate'])}")
     if errors:
         for e in report["errors"]:
             out(f"  {e['id']:28s} {e['label']:16s} flagged={e['flagged']!s:5s} {e['rails']} {e['text']!r}")
