@@ -124,10 +124,8 @@ def baseline(items: Sequence[Item]) -> tuple[list[bool], list[set[str]]]:
 
 async def run_policy(policy_name: str, policies_dir: Path | None, items: Sequence[Item]) -> list:
     """Every item through the policy's offline input rails; returns the verdicts."""
-    from prometheus_client import CollectorRegistry
-
     from guardrails.audit import AuditLog
-    from guardrails.metrics import ModerationMetrics
+    from guardrails.metrics import CountingMetrics
     from guardrails.moderator import Moderator
     from guardrails.policy import PACKAGED_POLICIES, PolicySet, load_policy
 
@@ -135,8 +133,7 @@ async def run_policy(policy_name: str, policies_dir: Path | None, items: Sequenc
     if policy.needs_llm:
         policy = _offline_only(policy)
     moderator = Moderator(
-        PolicySet({policy_name: policy}, policy_name), metrics=ModerationMetrics(CollectorRegistry()),
-        audit=AuditLog(logger=_quiet()),
+        PolicySet({policy_name: policy}, policy_name), metrics=CountingMetrics(), audit=AuditLog(logger=_quiet()),
     )
     return [await moderator.check_input(item.text, policy_name) for item in items]
 

@@ -10,15 +10,6 @@ import pytest
 from guardrails.policy import PACKAGED_POLICIES, PolicyError, load_policy
 from guardrails.rails.guard_model import GuardModelError, GuardModelRail
 
-GUARD_FLOW = """
-define subflow guard model input
-  $result = execute mistral_serve_rail(rail="guard_model", source="input", text=$user_message)
-  if $result.is_blocked
-    bot refuse to respond
-    stop
-"""
-
-
 @pytest.fixture(scope="module")
 def tiny_guard(tmp_path_factory) -> Path:
     """A 2-label BERT classifier with random weights and a word-level tokenizer, saved to disk."""
@@ -77,9 +68,7 @@ def _policy_with_guard(tmp_path: Path, model: str) -> Path:
         1,
     )
     config.write_text(text)
-    colang = target / "rails.co"
-    colang.write_text(colang.read_text() + GUARD_FLOW)
-    return target
+    return target  # the flow itself is defined in the shared guardrails/colang/rails.co
 
 
 def test_selectable_per_policy(tiny_guard, tmp_path):
