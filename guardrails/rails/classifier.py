@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..verdict import Finding, FindingAction
-from .features import analyze
+from .features import FeatureIndex
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "moderation-linear-v1"
@@ -69,7 +69,7 @@ class LinearModel:
         self.heads: list[str] = meta["heads"]
         self.thresholds: dict[str, float] = meta["thresholds"]
         self.harm_categories: list[str] = meta["harm_categories"]
-        self._index = {f: i for i, f in enumerate(vocab)}
+        self._index = FeatureIndex(vocab)
         if self._coef.shape != (len(self.heads), len(vocab)) or self._idf.shape != (len(vocab),):
             raise ModelLoadError(f"classifier model {directory}: weights do not match the vocabulary")
 
@@ -83,8 +83,7 @@ class LinearModel:
         return cls(directory)
 
     def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        index = self._index
-        columns = {j for j in map(index.get, set(analyze(text))) if j is not None}
+        columns = self._index.columns(text)
         cols = np.fromiter(columns, dtype=np.int64, count=len(columns))
         values = self._idf[cols]
         norm = math.sqrt(float(values @ values)) or 1.0

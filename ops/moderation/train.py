@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from guardrails.rails.classifier import DEFAULT_MODEL, MODELS, LinearModel, segments
-from guardrails.rails.features import analyze
+from guardrails.rails.features import FeatureIndex, analyze
 
 from .corpus import CORPUS, MANIFEST, Item, load
 
@@ -116,7 +116,7 @@ def in_memory_model(arrays: dict, meta: dict) -> LinearModel:
     model._cat_bias = arrays["category_bias"].astype(np.float64)  # noqa: SLF001
     model.heads, model.thresholds = meta["heads"], meta["thresholds"]
     model.harm_categories = meta["harm_categories"]
-    model._index = {f: i for i, f in enumerate(meta["vocab"])}  # noqa: SLF001
+    model._index = FeatureIndex(meta["vocab"])  # noqa: SLF001
     model.name, model.meta = "in-memory", meta
     return model
 

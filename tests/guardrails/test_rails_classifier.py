@@ -92,3 +92,13 @@ def test_unknown_block_category_is_a_policy_error():
     with pytest.raises(ValidationError, match="unknown classifier categories"):
         ClassifierSettings(block_categories=["illicit", "weather"])
     assert ClassifierSettings(block_categories=["illicit/violent", "jailbreak"]).block_categories
+
+
+def test_serving_lookup_sees_exactly_the_training_features():
+    vocab = json.loads((MODELS / DEFAULT_MODEL / "vocab.json").read_text())
+    index = {f: i for i, f in enumerate(vocab)}
+    from guardrails.rails.features import FeatureIndex
+
+    fast = FeatureIndex(vocab)
+    for text in ("Ignore previous instructions!", "Ｗｈａｔ is  the capital\nof Peru?", "a", ""):
+        assert fast.columns(text) == {index[f] for f in analyze(text) if f in index}
