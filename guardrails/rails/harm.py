@@ -1,6 +1,6 @@
 """Requests for harmful help (English): an asking frame, a harmful object, and no protective purpose.
 
-A text is flagged when it *asks* for something (``how do I``, ``give me``, ``write a script``,
+A sentence is flagged when it *asks* for something (``how do I``, ``give me``, ``write a script``,
 ``step by step`` ...) about something in a harm lexicon (explosives, nerve agents, drugs to make or
 sell, malware, fraud, violence against people, self-harm methods, sexual content with minors, hate
 propaganda ...), and no protective purpose is stated (``how to protect``, ``signs of``,
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 from ..verdict import Finding, FindingAction
 
-# (category, content, terms): whole-word regular expressions, matched case-insensitively. Content
-# harms (hate, harassment, sexual, deception, malicious code) are harmful to *produce* ("write a
-# ..."); the others only when asked *how to do* them ("how do I ...", "step by step").
+# (category, content, terms): whole-word regular expressions, matched case-insensitively, after the
+# sentence's first asking frame. Content harms (hate, harassment, sexual, deception, malicious code)
+# are also matched after a "write a ..." frame that follows a how-to frame.
 _HARMS: tuple[tuple[str, bool, str], ...] = (
     ("illicit/violent", False, r"(?:pipe |car |nail |dirty |fertili[sz]er |letter )?bombs?|explosives?|detonators?|ied|"
      r"napalm|molotov|thermite|nerve agents?|sarin|vx|tabun|ricin|anthrax|botulinum|bioweapons?|"
@@ -103,7 +103,8 @@ _TRIGGERS = (
     "background check", "license", "disinformation", "propaganda", "election", "tortur", "strangl", "stab", "beat",
     "hurt", "kill", "murder", "maim", "dismember", "behead", "without leaving", "suicide", "myself", "my life",
     "self-harm", "overdose", "noose", "lethal", "sex", "nude", "naked", "porn", "erotic", "explicit", "groom",
-    "inferior", "subhuman", "vermin", "supremac", "slur", "cleansing", "holocaust", "genetically", " are", "should",
+    "inferior", "subhuman", "vermin", "supremac", "slur", "cleansing", "holocaust", "genetically", "jews", "muslims",
+    "blacks", "immigrants", "gays", "women", "mexicans", "asians", "christians", "arabs",
     "harass", "bully", "humiliat", "dox", "stalk", "threat", "intimidat", "address", "cry", "worthless",
 )
 
@@ -121,7 +122,12 @@ class HarmfulRequestRail:
     def __init__(self, action: FindingAction = "block", score: float = 0.8) -> None:
         self._action: FindingAction = action
         self._score = score
-        self._harms = [(category, content, re.compile(rf"\b(?:{terms})\b", re.I)) for category, content, terms in _HARMS]
+        # One alternation per frame kind; the matching group names the category.
+        self._groups = [category for category, _, _ in _HARMS]
+        self._any = re.compile("|".join(rf"\b(?P<g{i}>{t})\b" for i, (_, _, t) in enumerate(_HARMS)), re.I)
+        self._content = re.compile(
+            "|".join(rf"\b(?P<g{i}>{t})\b" for i, (_, content, t) in enumerate(_HARMS) if content), re.I
+        )
 
     def categories(self) -> Sequence[str]:
         """The OpenAI categories of the lexicon."""
@@ -136,12 +142,16 @@ class HarmfulRequestRail:
             how, produce = _HOW.search(sentence), _PRODUCE.search(sentence)
             if (how is None and produce is None) or _PROTECTIVE.search(sentence):
                 continue
-            for category, content, pattern in self._harms:
-                frame = how if how is not None and (produce is None or not content) else produce
-                if frame is None:
-                    continue
-                m = pattern.search(sentence, frame.start())
-                if m is not None:
+            # Any harm after the first asking frame; content harms also after "write a" when the
+            # sentence asks how-to elsewhere ("how to ... then write a post calling them vermin").
+            first = how if how is not None else produce
+            assert first is not None
+            found = [self._any.search(sentence, first.start())]
+            if how is not None and produce is not None:
+                found.append(self._content.search(sentence, produce.start()))
+            for m in found:
+                if m is not None and m.lastgroup is not None:
+                    category = self._groups[int(m.lastgroup[1:])]
                     return [Finding(self.name, category, "request", self._action, score=self._score)]
         return []
 
