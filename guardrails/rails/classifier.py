@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,10 @@ ATTACK_CATEGORIES = ("jailbreak", "prompt_injection")
 # profile, a story) is drowned by the context's features when the text is scored whole.
 TAIL_FROM = 600
 TAIL_CHARS = 400
+# Shorter texts carry too few features for the model to be more than its biases ("Hello, how are
+# you?", "You are terse."): they are left to the pattern rails, which catch short attacks by name.
+MIN_WORDS = 8
+_WORDS = re.compile(r"\w+")
 
 
 class ModelLoadError(ValueError):
@@ -105,8 +110,9 @@ class LinearModel:
 
 
 def segments(views: Sequence[str]) -> list[str]:
-    """What the model scores for one input: each view, and the tail of each long view."""
-    out = list(views)
+    """What the model scores for one input: each view, and the tail of each long view (views of
+    fewer than :data:`MIN_WORDS` words are not scored)."""
+    out = [v for v in views if len(_WORDS.findall(v, 0, 400)) >= MIN_WORDS]
     for view in views:
         if len(view) > TAIL_FROM:
             tail = view[-TAIL_CHARS:]
@@ -147,6 +153,8 @@ class ClassifierRail:
         """Classifies one input given as its views (normalised, decoded ...): each head takes its
         highest-scoring view, so an attack hidden in a base64 view counts as if written plainly."""
         scored = [self._model.scores(v) for v in segments(views)]
+        if not scored:
+            return []
         best_attack = max(scored, key=lambda x: x.attack)
         best_harm = max(scored, key=lambda x: x.harmful)
         s = Scores(best_attack.attack, best_harm.harmful, best_attack.attack_category, best_harm.harm_category,

@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = Counter(i.label for i in left_out)
         for item in left_out:
             scores = [model.scores(seg) for seg in segments([item.text])]
-            if (max(s.attack for s in scores) >= model.thresholds["attack"]
-                    or max(s.harmful for s in scores) >= model.thresholds["harmful"]
+            if (max((s.attack for s in scores), default=0.0) >= model.thresholds["attack"]
+                    or max((s.harmful for s in scores), default=0.0) >= model.thresholds["harmful"]
                     or (heuristic is not None and heuristic.scan(item.text))):
                 flagged[item.label] += 1
         cells = ", ".join(f"{label} {flagged[label]}/{n} = {flagged[label] / n:.3f}" for label, n in sorted(total.items()))

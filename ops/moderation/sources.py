@@ -314,6 +314,19 @@ def read_persistbench(path: Path) -> Iterator[Triple]:
                 yield row["query"], "benign", None
 
 
+def read_tau2_scenarios(path: Path) -> Iterator[Triple]:
+    """tau2-bench's simulated-user instructions ("You are Emma Kim. You want to cancel ..."): benign
+    texts that address a role in the second person, as system prompts do."""
+    for name in ("airline/tasks.json", "retail/tasks.json", "telecom/tasks_small.json"):
+        for task in json.loads((path / name).read_text(encoding="utf-8")):
+            instructions = ((task.get("user_scenario") or {}).get("instructions") or {})
+            if isinstance(instructions, dict):
+                parts = [instructions.get(k) for k in ("known_info", "reason_for_call", "task_instructions")]
+                text = "\n".join(p for p in parts if isinstance(p, str) and p.strip())
+                if text:
+                    yield text, "benign", None
+
+
 _IE = "inspect-evals/inspect_evals"
 SOURCES: tuple[Source, ...] = (
     # held out: never used to train or tune
@@ -363,6 +376,8 @@ SOURCES: tuple[Source, ...] = (
            "AgentBench OS tasks (benign shell/file questions)", read_agentbench_os),
     Source("persistbench-queries", INSPECT_EVALS, f"{_IE}/persistbench/benchmark_samples", "train",
            "PersistBench user queries (everyday advice requests)", read_persistbench),
+    Source("tau2-user-scenarios", INSPECT_EVALS, f"{_IE}/tau2/data/domains", "train",
+           "tau2-bench simulated-user instructions (benign second-person role texts)", read_tau2_scenarios),
     Source("agentdojo-defaults", INSPECT_EVALS, f"{_IE}/agentdojo/data/suites", "train",
            "AgentDojo's benign default texts at injection points", read_agentdojo_defaults),
 )

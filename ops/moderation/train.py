@@ -8,7 +8,7 @@ only numbers (vocabulary, idf, weights) so serving needs numpy and no pickle. He
 never read here: :func:`ops.moderation.corpus.load` is asked for ``train`` and ``dev`` only.
 
 Thresholds: for each of the two flagging heads, the lowest score at which the head flags at most
-``--max-dev-fpr`` of the dev split's benign rows (never below 0.5), so the heads together stay under
+``--max-dev-fpr`` of the dev split's benign rows (never below :data:`FLOOR`), so the heads together stay under
 1 % false flags on data like dev.
 """
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +33,9 @@ from .corpus import CORPUS, MANIFEST, Item, load
 
 ATTACK = ("jailbreak", "prompt_injection")
 SEED = 10
+# Never flag below this probability, whatever dev allows: dev's benign rows are a few hundred, and
+# real traffic (system prompts, chit-chat) is more varied than they are.
+FLOOR = 0.6
 
 
 def _fit(x, y, weight: float = 1.0):
@@ -46,12 +51,40 @@ def _threshold(scores: np.ndarray, benign: np.ndarray, max_fpr: float) -> float:
     allowed = int(np.floor(max_fpr * len(negatives)))
     # flag strictly above the (allowed+1)-th highest benign score
     cut = negatives[allowed] if allowed < len(negatives) else 0.0
-    return float(max(0.5, np.nextafter(cut, 1.0)))
+    return float(max(FLOOR, np.nextafter(cut, 1.0)))
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
+def fragments(items: Sequence[Item], per_item: int = 2, seed: int = SEED) -> list[Item]:
+    """Short benign rows cut from benign rows: a sentence, a clause, a few words.
+
+    Short inputs ("Hello, how are you?", "write to a.b@example.com") carry few features, and a model
+    that saw only whole prompts scores them by its biases; fragments of benign text teach it that
+    short is not suspicious. Only benign rows are cut (a fragment of an attack need not be one).
+    """
+    rng = random.Random(seed)
+    out = []
+    for item in items:
+        if item.label != "benign":
+            continue
+        pieces = [p.strip() for p in _SENTENCE.findall(item.text) if len(p.strip()) >= 3]
+        for n, piece in enumerate(rng.sample(pieces, min(per_item, len(pieces)))):
+            words = piece.split()
+            if len(words) > 6 and rng.random() < 0.5:
+                start = rng.randrange(0, len(words) - 3)
+                piece = " ".join(words[start:start + rng.randint(2, 6)])
+            out.append(Item(f"{item.id}-frag{n}", piece, "benign", None, item.source, item.licence, item.split))
+    return out
 
 
 def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[dict, dict]:
-    """Fits the heads; returns (arrays, metadata)."""
+    """Fits the heads; returns (arrays, metadata). Benign fragments are added to the training rows
+    only: on dev they would dilute the false-flag rate the thresholds are picked for."""
     from sklearn.feature_extraction.text import TfidfVectorizer
+
+    items = list(items) + fragments(items)
 
     vectorizer = TfidfVectorizer(analyzer=analyze, binary=True, norm="l2", min_df=2, sublinear_tf=False)
     x = vectorizer.fit_transform([i.text for i in items])
@@ -86,8 +119,8 @@ def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[d
     model = in_memory_model(arrays, {"heads": ["attack", "harmful", "jailbreak"], "thresholds": {},
                                      "harm_categories": [str(c) for c in category.classes_], "vocab": vocab})
     dev_scores = [[model.scores(seg) for seg in segments([i.text])] for i in dev]
-    attack_dev = np.array([max(s.attack for s in segs) for segs in dev_scores])
-    harm_dev = np.array([max(s.harmful for s in segs) for segs in dev_scores])
+    attack_dev = np.array([max((s.attack for s in segs), default=0.0) for segs in dev_scores])
+    harm_dev = np.array([max((s.harmful for s in segs), default=0.0) for segs in dev_scores])
     thresholds = {"attack": _threshold(attack_dev, benign, max_fpr), "harmful": _threshold(harm_dev, benign, max_fpr)}
     flagged = (attack_dev >= thresholds["attack"]) | (harm_dev >= thresholds["harmful"])
     metrics = {"dev": {
