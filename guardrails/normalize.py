@@ -37,8 +37,9 @@ _HEX_DIGITS = re.compile(r"[0-9a-fA-F]{2}")
 _SPACED = re.compile(r"(?<!\w)(?:[A-Za-z][ ._*\-|/]{1,3}){3,}[A-Za-z](?!\w)")
 _LEET_WORD = re.compile(r"[A-Za-z]*[0134578@$|!][A-Za-z0134578@$|!]*")
 # A word mixing letters with at least two leet symbols ("1gn0r3", "h4ck"): cheap to rule out.
+# NOTE: a single "@" between letters is an e-mail address far more often than leetspeak.
 _LEET_HINT = re.compile(r"\b(?=[A-Za-z0134578@$]*[A-Za-z])(?:[A-Za-z]*[0134578@$]){2}[A-Za-z0134578@$]*\b|"
-                        r"\b[A-Za-z]+[0134578@$][A-Za-z]+\b")
+                        r"\b[A-Za-z]+[0134578$][A-Za-z]+\b")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
                        "|": "l", "!": "i"})
 _WORDS = re.compile(r"[a-z]+")
