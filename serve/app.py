@@ -7,15 +7,23 @@ Ray's own tooling uses the import path ``serve.app:build_app``::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from .config import AppConfig, load_config
 from .engine.deployment import EngineDeployment
 from .engine.loader import check_model_available, context_length, load_model_config, resolve_model_source
 from .gateway.deployment import GatewayDeployment
 from .settings import Settings
+
+
+def as_deployment(cls: object) -> Deployment:
+    """``cls``, a class decorated with ``@serve.deployment``, as the Deployment it is at run time.
+
+    NOTE: type checkers ignore what a class decorator returns and keep seeing the class.
+    """
+    return cast(Deployment, cls)
 
 
 def build_application(config: AppConfig, settings: Settings | None = None) -> Application:
@@ -28,7 +36,7 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     settings = settings or Settings()
     source = resolve_model_source(config.model, settings.tiny_model_dir)
     check_model_available(source, config.model.revision)
-    engine = EngineDeployment.options(
+    engine = as_deployment(EngineDeployment).options(
         **config.engine.deployment.serve_options(config.engine.default_max_ongoing())
     ).bind(source, config.model.revision, config.engine)
     moderation = policies = None
@@ -38,10 +46,10 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
 
         policies = load_policies(config.moderation.policies_dir, config.moderation.default_policy).infos()
         max_model_len = context_length(load_model_config(source, config.model.revision), config.engine.max_model_len)
-        moderation = ModerationDeployment.options(
+        moderation = as_deployment(ModerationDeployment).options(
             **config.moderation.deployment.serve_options(config.moderation.default_max_ongoing())
         ).bind(config.moderation, engine, source, config.model.revision, max_model_len)
-    return GatewayDeployment.options(
+    return as_deployment(GatewayDeployment).options(
         **config.gateway.deployment.serve_options(config.gateway.default_max_ongoing())
     ).bind(engine, source, config, moderation=moderation, policies=policies)
 

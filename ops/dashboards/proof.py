@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import queries
 from .. import alerts
+from . import queries
 
 # Grafana's $__rate_interval is max(4 x scrape interval, $__interval + scrape interval); the
 # proof scrapes every second but Ray's agent exports every report interval (10 s by default),

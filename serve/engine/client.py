@@ -12,8 +12,8 @@ from typing import Protocol
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
-from .types import EngineOutput, EngineRequest
 from ..errors import APIError, engine_unavailable_error, internal_error, overloaded_error
+from .types import EngineOutput, EngineRequest
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,6 @@ class RayEngineClient:
         """Asks one engine replica to generate a token."""
         try:
             return bool(await self._handle.ready.remote())
-        except Exception:  # noqa: BLE001 - not ready is the answer to any failure here
+        except Exception:  # not ready is the answer to any failure here
             logger.warning("engine readiness probe failed", exc_info=True)
             return False

@@ -78,7 +78,7 @@ class EngineDeployment:
 
         try:
             return await asyncio.wait_for(one_token(), READY_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def stats(self) -> dict:

@@ -54,10 +54,10 @@ APP = "moderated"
 def blocky(served, tiny_model_dir, tmp_path_factory, client):
     """A gateway whose default policy denies a word that greedy decoding reaches mid-answer (after
     the first windows, which hold 32 + 64 characters, have passed)."""
-    from guardrails.deployment import ModerationDeployment
-    from guardrails.policy import PACKAGED_POLICIES, load_policies
     from ray import serve
 
+    from guardrails.deployment import ModerationDeployment
+    from guardrails.policy import PACKAGED_POLICIES, load_policies
     from serve.gateway.deployment import GatewayDeployment
 
     prompt = [{"role": "user", "content": "Tell me a long story about batching."}]

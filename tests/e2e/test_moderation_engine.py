@@ -17,8 +17,8 @@ def moderation(served, tiny_model_dir):
     """A Moderation deployment (all packaged policies) bound to the test app's Engine."""
     from ray import serve
 
-    from serve.config import ModerationConfig
     from guardrails.deployment import ModerationDeployment
+    from serve.config import ModerationConfig
 
     engine = serve.get_deployment_handle("Engine", app_name=served.app_name)
     config = ModerationConfig()

@@ -117,13 +117,13 @@ def _env(container) -> dict:
 
 
 def test_secrets_reach_the_replicas_only_through_secret_refs():
-    for name, pod in ray_pods(render("default")).items():
+    for pod in ray_pods(render("default")).values():
         env = _env(containers(pod)[0])
         assert env["MISTRAL_SERVE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-admin", "key": "token"}
         assert env["MISTRAL_SERVE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-redis"
         assert env["MISTRAL_SERVE_REDIS_URL"]["value"] == (
             f"redis://:$(MISTRAL_SERVE_REDIS_PASSWORD)@{FULLNAME}-redis.serving.svc:6379/0")
-    for name, pod in ray_pods(render("full")).items():
+    for pod in ray_pods(render("full")).values():
         env = _env(containers(pod)[0])
         assert env["MISTRAL_SERVE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-redis-url", "key": "url"}
         assert env["MISTRAL_SERVE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "my-admin-token"

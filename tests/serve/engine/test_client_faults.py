@@ -8,9 +8,9 @@ import pytest
 from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
+from serve.engine.client import RayEngineClient
 from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
 from serve.errors import RateLimitError, ServiceUnavailableError
-from serve.engine.client import RayEngineClient
 
 REQUEST = EngineRequest("r", (1, 2), SamplingParams(max_tokens=2))
 
