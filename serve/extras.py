@@ -37,6 +37,6 @@ def require(module: str, extra: str) -> ModuleType:
         if error.name is None or module.split(".")[0] != error.name.split(".")[0]:
             raise
         raise MissingExtra(
-            f"{module.split('.')[0]} is not installed: it comes with the [{extra}] extra "
+            f"{error.name} is not installed: it comes with the [{extra}] extra "
             f"(pip install 'mistral-serve[{extra}]')"
         ) from error
