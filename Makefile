@@ -15,7 +15,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d
 PYTEST_ARGS ?=
 # The quick run on the second supported Python (.ci/run): packaging, config, CLI and the engine on
 # the tiny checkpoint.
-SMOKE_TESTS ?= tests/test_packaging.py tests/serve/test_config.py tests/serve/test_cli.py tests/serve/engine/test_batching.py
+SMOKE_TESTS ?= tests/test_packaging.py tests/serve/test_config.py tests/serve/test_config_check.py tests/serve/test_cli.py \
+  tests/serve/test_logs.py tests/serve/test_tracing.py tests/serve/engine/test_batching.py
 
 .PHONY: install tools run lint lint-fix test smoke bench autoscale soak clean
 

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_S = 10.0
 
 
+def _assigned_cpus() -> int:
+    """Whole CPUs Ray reserved for this replica (at least one)."""
+    import ray
+
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+
+
 @serve.deployment(name="Engine")
 class EngineDeployment:
     """Hosts one copy of the model; the gateway calls it through a deployment handle.
@@ -39,8 +46,10 @@ class EngineDeployment:
         runtime = choose_runtime(engine)
         if runtime.device.type == "cpu":
             # One intra-op thread per reserved CPU: more threads than cores makes OpenMP spin
-            # against the other replicas on the machine and is many times slower.
-            torch.set_num_threads(engine.torch_threads or max(1, int(engine.deployment.num_cpus)))
+            # against the other replicas on the machine and is many times slower. NOTE: the CPUs
+            # Ray assigned, not engine.deployment: those options travel in the Serve config's
+            # deployments[], not in the application's args.
+            torch.set_num_threads(engine.torch_threads or _assigned_cpus())
         tokenizer = load_tokenizer(source, revision)
         model = load_model(source, runtime, revision)
         telemetry = EngineTelemetry()
