@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from serve.serve_config import ray_serve_config
 from serve.config import AppConfig, load_config
 from serve.local_stack import EmbeddedRedis
+from serve.serve_config import ray_serve_config
 
 from .driver import Driver
 from .local import CPU_GROUP, FAKE_GPU, LocalRayCluster, NodeSpec, free_port, wait_for

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from serve.serve_config import ray_serve_config
 from serve.config import AppConfig, load_config, packaged_config_path
-from serve.serve_config import NOT_IN_ARGS
+from serve.serve_config import NOT_IN_ARGS, ray_serve_config
 
 from .conftest import one, render, serve_config
 
