@@ -14,6 +14,8 @@ never an API key (only its id).
 from __future__ import annotations
 
 import logging
+import time
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,6 +72,60 @@ def log_access(record: AccessRecord, include_text: bool = False) -> None:
         "%s %s %s %.1fms", record.method, record.path, record.status, record.latency_ms,
         extra={"ray_serve_extra_fields": fields, "serve_access_log": True},
     )
+
+
+# The access record of the request being served (set by AccessLogMiddleware; the pipeline adds to
+# it with note()). NOTE: tasks started while serving a request copy the context, so they see the
+# same record object.
+_current: ContextVar[AccessRecord | None] = ContextVar("mistral_serve_access", default=None)
+
+
+def note(**fields: Any) -> None:
+    """Adds fields to the current request's access record (no-op outside a logged request)."""
+    record = _current.get()
+    if record is None:
+        return
+    for name, value in fields.items():
+        setattr(record, name, value)
+
+
+class AccessLogMiddleware:
+    """ASGI middleware: one access record per API request, written when the response ends.
+
+    The status comes from the response itself; what only the pipeline knows (team, tokens,
+    cache, time to first token) it adds with :func:`note`. A streamed response is logged after
+    its last byte, so its record has the whole stream's counts.
+
+    Args:
+        app: The ASGI app (the gateway's FastAPI app).
+        include_text: Whether records carry prompt and completion text.
+        prefix: Paths logged (health checks and the admin API are not).
+    """
+
+    def __init__(self, app: Any, include_text: bool = False, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.include_text = include_text
+        self.prefix = prefix
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        record = AccessRecord(method=scope["method"], path=scope["path"], status=500)
+        token = _current.set(record)
+        started = time.monotonic()
+
+        async def watch(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            _current.reset(token)
+            record.latency_ms = (time.monotonic() - started) * 1000
+            log_access(record, self.include_text)
 
 
 def use_serve_log_handlers(names: tuple[str, ...] = PACKAGE_LOGGERS) -> bool:

@@ -81,6 +81,32 @@ class Tracing:
             self._provider.shutdown()
 
 
+class TracingMiddleware:
+    """ASGI middleware: the root span (``mistral_serve.request``) of each API request.
+
+    The pipeline's stage spans started while the request is served are its children; the span
+    ends with the response's last byte (a stream's included) and carries the HTTP status.
+    """
+
+    def __init__(self, app: Any, tracing: Tracing, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.tracing = tracing
+        self.prefix = prefix
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self.tracing.enabled or scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        with self.tracing.stage("request", method=scope["method"], path=scope["path"]) as span:
+
+            async def watch(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute(PREFIX + "status", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, watch)
+
+
 def _clean(attributes: dict[str, Any]) -> dict[str, Any]:
     return {f"{PREFIX}{key}": value for key, value in attributes.items() if value is not None}
 

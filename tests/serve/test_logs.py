@@ -94,3 +94,44 @@ def test_serves_logging_config_follows_the_logging_section():
     assert LoggingConfig().serve_logging_config() == {"encoding": "JSON", "log_level": "INFO", "enable_access_log": True}
     assert LoggingConfig(encoding="TEXT", level="WARNING", access_log=False).serve_logging_config() == {
         "encoding": "TEXT", "log_level": "WARNING", "enable_access_log": False}
+
+
+async def test_the_middleware_logs_each_api_request_once_with_what_the_app_noted(serve_log):
+    import httpx
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    from serve.logs import AccessLogMiddleware, note
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat():
+        note(team="search", prompt_tokens=3)
+
+        async def body():
+            yield "data: 1\n\n"
+            note(completion_tokens=2, finish_reasons=["stop"])  # known only at the stream's end
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    @app.get("/v1/models")
+    async def models():
+        return JSONResponse({"error": {"code": "invalid_api_key"}}, status_code=401)
+
+    @app.get("/healthz")
+    async def health():
+        return {"ok": True}
+
+    transport = httpx.ASGITransport(app=AccessLogMiddleware(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/v1/chat/completions", json={})).text.endswith("[DONE]\n\n")
+        assert (await client.get("/v1/models")).status_code == 401
+        assert (await client.get("/healthz")).status_code == 200
+    chat_line, models_line = serve_log()  # nothing for /healthz
+    assert (chat_line["path"], chat_line["status"], chat_line["team"]) == ("/v1/chat/completions", 200, "search")
+    assert (chat_line["prompt_tokens"], chat_line["completion_tokens"]) == (3, 2)
+    assert chat_line["finish_reasons"] == ["stop"] and chat_line["latency_ms"] > 0
+    assert (models_line["path"], models_line["status"], models_line["method"]) == ("/v1/models", 401, "GET")
+    note(team="nobody")  # outside a request: ignored

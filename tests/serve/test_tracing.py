@@ -92,3 +92,41 @@ def test_the_configured_exporter_is_otlp_to_the_endpoint_or_the_console():
     otlp = _exporter(TracingConfig(enabled=True, endpoint="http://collector:4318/v1/traces"))
     assert isinstance(otlp, OTLPSpanExporter) and otlp._endpoint == "http://collector:4318/v1/traces"
     assert isinstance(_exporter(TracingConfig(enabled=True, exporter="console")), ConsoleSpanExporter)
+
+
+async def test_the_middleware_makes_the_root_span_of_each_api_request():
+    import httpx
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    from serve.tracing import TracingMiddleware
+
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TracingConfig(enabled=True), exporter=exporter)
+    app = FastAPI()
+
+    @app.post("/v1/completions")
+    async def completions():
+        with tracing.stage("admit"):
+            pass
+        generate = tracing.open_stage("generate")
+
+        async def body():
+            yield "data: x\n\n"
+            generate.end(completion_tokens=1)
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    @app.get("/readyz")
+    async def ready():
+        return {}
+
+    transport = httpx.ASGITransport(app=TracingMiddleware(app, tracing))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/v1/completions")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert set(spans) == {"mistral_serve.request", "mistral_serve.admit", "mistral_serve.generate"}
+    root = spans["mistral_serve.request"]
+    assert root.attributes["mistral_serve.status"] == 200 and root.attributes["mistral_serve.path"] == "/v1/completions"
+    assert all(spans[n].parent.span_id == root.context.span_id for n in ("mistral_serve.admit", "mistral_serve.generate"))
