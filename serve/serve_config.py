@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import AppConfig
+from .config import AppConfig, EngineConfig, GatewayConfig, ModerationConfig
 
 # Ray Serve deployment names (the @serve.deployment(name=...) of each class).
 GATEWAY, ENGINE, MODERATION = "Gateway", "Engine", "Moderation"
@@ -37,7 +37,8 @@ def application_args(config: AppConfig) -> dict[str, Any]:
 
 def deployment_options(config: AppConfig) -> list[dict[str, Any]]:
     """``deployments[]``: Ray Serve's options of each deployment, named as Ray knows it."""
-    sections = [(GATEWAY, config.gateway), (ENGINE, config.engine)]
+    sections: list[tuple[str, GatewayConfig | EngineConfig | ModerationConfig]] = [
+        (GATEWAY, config.gateway), (ENGINE, config.engine)]
     if config.moderation.enabled:
         sections.append((MODERATION, config.moderation))
     return [
