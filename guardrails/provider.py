@@ -2,8 +2,8 @@
 
 Model-based rails (self check input/output) call NeMo's ``LLMModel`` interface; this provider
 implements it by rendering the prompt with the served model's chat template, tokenizing it, and
-streaming an :class:`~serve.engine.types.EngineRequest` from the Engine deployment through a Ray
-Serve handle: no external API, no second copy of the weights.
+streaming an :class:`~serve.engine.api.EngineRequest` from the Engine deployment through the
+injected :class:`~serve.engine.api.EngineClient`: no external API, no second copy of the weights.
 
 Registration is explicit (no import-time side effects)::
 
@@ -23,8 +23,7 @@ from typing import Any
 from nemoguardrails import register_provider
 from nemoguardrails.types import ChatMessage, LLMResponse, LLMResponseChunk, UsageInfo
 
-from serve.engine.client import EngineClient
-from serve.engine.types import EngineRequest, SamplingParams
+from serve.engine.api import EngineClient, EngineFailure, EngineRequest, SamplingParams
 
 PROVIDER_NAME = "mistral_serve"
 # NeMo asks for `lowest_temperature` (0.001) to mean "as deterministic as possible": greedy here.
@@ -32,7 +31,8 @@ GREEDY_BELOW = 0.01
 
 
 class EngineLLMError(RuntimeError):
-    """The engine ended a moderation call with an error or a cancellation."""
+    """The engine could not answer a moderation call (overloaded, unavailable, failed, cancelled,
+    or the prompt does not fit); the moderator handles it as a failed rail (its ``on_error``)."""
 
 
 class EngineLLM:
@@ -108,20 +108,23 @@ class EngineLLM:
         request = self._request(prompt, stop, kwargs)
         self.calls += 1
         prompt_tokens, completion_tokens = len(request.prompt_token_ids), 0
-        async for output in self._backend.generate(request):
-            completion_tokens += output.num_tokens
-            if output.finish_reason in ("error", "cancelled"):
-                raise EngineLLMError(f"engine finished with {output.finish_reason}")
-            usage = None
-            if output.finish_reason is not None:
-                usage = UsageInfo(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-            yield LLMResponseChunk(
-                delta_content=output.text,
-                model=self._model,
-                finish_reason=output.finish_reason,  # type: ignore[arg-type]
-                request_id=request.request_id,
-                usage=usage,
-            )
+        try:
+            async for output in self._backend.generate(request):
+                completion_tokens += output.num_tokens
+                if output.finish_reason in ("error", "cancelled"):
+                    raise EngineLLMError(f"engine finished with {output.finish_reason}")
+                usage = None
+                if output.finish_reason is not None:
+                    usage = UsageInfo(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+                yield LLMResponseChunk(
+                    delta_content=output.text,
+                    model=self._model,
+                    finish_reason=output.finish_reason,  # type: ignore[arg-type]
+                    request_id=request.request_id,
+                    usage=usage,
+                )
+        except EngineFailure as exc:
+            raise EngineLLMError(f"engine call failed: {type(exc).__name__}") from exc
 
     async def generate_async(
         self, prompt: str | list[ChatMessage], *, stop: list[str] | None = None, **kwargs: Any

@@ -22,7 +22,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 # Which extras a module may import from, besides the core dependencies (longest prefix wins).
 ALLOWED_EXTRAS = {
-    "serve/ops/": {"ops"},
+    "serve/operator_cli/": {"ops"},
     "serve/local_stack.py": {"local"},
     "serve/cli.py": {"local"},
     "serve/tracing.py": {"otel"},

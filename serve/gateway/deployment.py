@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
+from ray import serve
+
 from guardrails.audit import AuditLog
 from guardrails.client import RayModerationClient
-from ray import serve
 
 from ..cache import PromptCache
 from ..config import AppConfig
-from ..engine.adapter import EngineAdapter
 from ..engine.client import RayEngineClient
 from ..engine.loader import context_length, load_model_config, load_tokenizer
 from ..redis_gate import RedisGate
@@ -20,9 +20,10 @@ from ..tenancy.auth import Authenticator
 from ..tenancy.keys import KeyStore
 from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
+from .adapter import EngineAdapter
 from .admin import create_admin_router
 from .drain import DrainReporter, DrainState
-from .moderation import ModerationStage
+from .moderation_stage import ModerationStage
 from .pipeline import Pipeline, Tenancy
 from .routes import create_app
 
@@ -65,7 +66,7 @@ class GatewayDeployment:
         if moderation is not None and policies:
             default = config.moderation.default_policy
             stage = ModerationStage(
-                RayModerationClient(moderation, policies, default), policies, default,
+                RayModerationClient(moderation), policies, default,
                 AuditLog(include_text=config.moderation.audit_include_text),
             )
         self._pipeline = Pipeline(

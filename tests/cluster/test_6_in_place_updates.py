@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from ops.cluster.stack import ClusterStack
-from serve.ops.scale import ScaleRequest, deployment_entry, scale_patch
+from serve.operator_cli.scale import ScaleRequest, deployment_entry, scale_patch
 
 from .conftest import single_replica, steady, wait_for_replicas
 

@@ -56,8 +56,8 @@ def blocky(served, tiny_model_dir, tmp_path_factory, client):
     the first windows, which hold 32 + 64 characters, have passed)."""
     from ray import serve
 
-    from guardrails.deployment import ModerationDeployment
     from guardrails.policy import PACKAGED_POLICIES, load_policies
+    from serve.app import bind_moderation
     from serve.gateway.deployment import GatewayDeployment
 
     prompt = [{"role": "user", "content": "Tell me a long story about batching."}]
@@ -75,9 +75,7 @@ def blocky(served, tiny_model_dir, tmp_path_factory, client):
     config = load_config(packaged_config_path("local"))
     config.moderation = ModerationConfig(policies_dir=root, default_policy="blocky")
     engine = serve.get_deployment_handle("Engine", app_name=served.app_name)
-    moderation = ModerationDeployment.options(name="Moderation", ray_actor_options={"num_cpus": 0.1}).bind(
-        config.moderation
-    )
+    moderation = bind_moderation(config.moderation, name="Moderation", ray_actor_options={"num_cpus": 0.1})
     gateway = GatewayDeployment.options(num_replicas=1, ray_actor_options={"num_cpus": 0.1}).bind(
         engine, str(tiny_model_dir), config, moderation=moderation,
         policies=load_policies(root, "blocky").infos(),

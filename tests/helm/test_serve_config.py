@@ -39,9 +39,12 @@ def test_in_place_options_travel_outside_the_args(value_set):
 
 
 def test_default_values_are_the_shipped_mistral_7b_config():
-    """The chart's defaults and serve/configs/mistral-7b.yaml describe the same deployment."""
+    """The chart's defaults and serve/configs/mistral-7b.yaml describe the same deployment (but for
+    the chart's placement of Gateway replicas on gateway-hosting worker groups)."""
     (app,) = serve_config(render("default"))["applications"]
     expected = ray_serve_config(load_config(packaged_config_path("mistral-7b")))["applications"][0]
+    gateway = {d["name"]: d for d in app["deployments"]}["Gateway"]
+    assert gateway["ray_actor_options"].pop("resources") == {"mistral_serve_gateway": 1}
     assert AppConfig.model_validate(app["args"]) == AppConfig.model_validate(expected["args"])
     assert app["import_path"] == expected["import_path"]
     assert app["deployments"] == expected["deployments"]  # the derived numbers included
@@ -55,6 +58,7 @@ def test_tiny_cpu_values_are_the_local_config():
     expected = ray_serve_config(local)["applications"][0]
     assert rendered.engine.model_dump(exclude={"deployment"}) == local.engine.model_dump(exclude={"deployment"})
     assert rendered.model == local.model
+    app["deployments"][0]["ray_actor_options"].pop("resources")  # the chart's gateway placement
     assert app["deployments"][:2] == expected["deployments"][:2]  # Gateway and Engine (the values mirror those)
 
 
@@ -64,7 +68,8 @@ def test_autoscaling_toggle_and_custom_resources_reach_the_deployments():
     engine = deployments["Engine"]
     assert "autoscaling_config" not in engine and engine["num_replicas"] == 4
     assert engine["graceful_shutdown_timeout_s"] == 60
-    assert deployments["Gateway"]["ray_actor_options"]["resources"] == {"accelerator_type:none": 0.001}
+    assert deployments["Gateway"]["ray_actor_options"]["resources"] == {"accelerator_type:none": 0.001,
+                                                                        "mistral_serve_gateway": 1}
     assert app["args"]["cache"]["enabled"] is False
 
 
