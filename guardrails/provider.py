@@ -81,7 +81,8 @@ class EngineLLM:
         if isinstance(prompt, str):
             messages = [{"role": "user", "content": prompt}]
         else:
-            messages = [{"role": m.role.value, "content": m.content or ""} for m in prompt]
+            chat: Sequence[Any] = prompt
+            messages = [{"role": m.role.value, "content": m.content or ""} for m in chat]
         encoded = self._tokenizer.apply_chat_template(
             messages, tokenize=True, add_generation_prompt=True, return_dict=True
         )
@@ -119,7 +120,7 @@ class EngineLLM:
                 yield LLMResponseChunk(
                     delta_content=output.text,
                     model=self._model,
-                    finish_reason=output.finish_reason,  # type: ignore[arg-type]
+                    finish_reason=output.finish_reason,
                     request_id=request.request_id,
                     usage=usage,
                 )

@@ -44,7 +44,7 @@ async def _on_redis(gate: RedisGate, operation):
 
 async def _usage(gate: RedisGate, store: KeyStore, team: str | None, since: dt.date | None, by_key: bool) -> dict:
     teams = [team] if team else await _on_redis(gate, store.teams())
-    keys = None
+    keys: dict[str, list[str]] | None = None
     if by_key:
         keys = {}
         for info in await _on_redis(gate, store.list(team)):

@@ -30,7 +30,7 @@ def install_error_handlers(app: FastAPI) -> None:
     def envelope(error: APIError, request: Request | None = None) -> JSONResponse:
         path = request.url.path.removeprefix(request.scope.get("root_path", "")) if request is not None else ""
         endpoint = _GENERATION_ENDPOINTS.get(path)
-        if endpoint is not None:  # refused before generation; served requests are counted by the pipeline
+        if request is not None and endpoint is not None:  # refused before generation; served requests are counted by the pipeline
             metrics.record_request(getattr(request.state, "team", None), endpoint, error.status)
         return JSONResponse(error.body().model_dump(), status_code=error.status, headers=dict(error.headers))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,7 +287,7 @@ class Pipeline:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _outputs(self, job: _Job, stopped: set[int]) -> AsyncIterator[tuple[int, EngineOutput]]:
+    async def _outputs(self, job: _Job, stopped: set[int]) -> AsyncGenerator[tuple[int, EngineOutput], None]:
         """Interleaves the output streams of all sequences of a job; a choice whose index enters
         ``stopped`` (cut by a rail) stops generating."""
         if len(job.sequences) == 1:

@@ -8,6 +8,7 @@ drain's in-flight count is middleware (:mod:`serve.gateway.drain`).
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -17,7 +18,7 @@ from ..error_handlers import install_error_handlers
 from ..pipeline import Pipeline
 from . import chat, completions, health, models, moderations
 
-_ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
 ROUTERS = (chat.router, completions.router, moderations.router, models.router, health.router)
 
 
