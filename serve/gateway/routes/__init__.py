@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from ... import __version__
 from ...protocol import ErrorResponse
 from ..drain import DrainReporter, InFlightMiddleware
 from ..error_handlers import install_error_handlers
@@ -44,7 +45,7 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
     app = FastAPI(
         title="mistral-serve",
         description="OpenAI-compatible API for Mistral-7B-Instruct on Ray Serve.",
-        version="0.1.0",
+        version=__version__,
         responses=_ERROR_RESPONSES,
         lifespan=lifespan,
     )
