@@ -23,6 +23,7 @@ from .engine.loader import (
     resolve_model_source,
 )
 from .gateway.deployment import GatewayDeployment
+from .logs import use_serve_log_handlers
 from .metrics import moderation_metrics
 from .settings import Settings
 
@@ -68,7 +69,7 @@ def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | 
     """Binds the Moderation deployment with what it needs from the platform, injected here.
 
     ``guardrails`` imports nothing from ``serve`` but the engine interface: the engine client
-    class, the tokenizer loader and the metrics factory travel as arguments (Ray pickles them by
+    class, the tokenizer loader, the metrics factory and the logging setup travel as arguments (Ray pickles them by
     reference and calls them in the replica).
 
     Args:
@@ -84,7 +85,7 @@ def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | 
     tokenizer = functools.partial(load_tokenizer, source, revision) if source is not None else None
     return as_deployment(ModerationDeployment).options(**options).bind(
         config, engine, engine_client=RayEngineClient if engine is not None else None, tokenizer=tokenizer,
-        max_model_len=max_model_len, metrics=moderation_metrics,
+        max_model_len=max_model_len, metrics=moderation_metrics, setup_logging=use_serve_log_handlers,
     )
 
 

@@ -47,7 +47,7 @@ class AccessRecord:
     moderation: str | None = None
     completion_id: str | None = None
     prompt: Any = None
-    completion: str | None = None
+    completion: Any = None
 
     def fields(self, include_text: bool) -> dict[str, Any]:
         """The record as log fields (``None`` values left out; text only when asked)."""

@@ -14,6 +14,7 @@ import torch
 from ray import serve
 
 from ..config import EngineConfig
+from ..logs import use_serve_log_handlers
 from .batching import BatchingEngine
 from .loader import choose_runtime, context_length, load_model, load_tokenizer
 from .telemetry import EngineMetricsReporter, EngineTelemetry
@@ -42,6 +43,7 @@ class EngineDeployment:
     """
 
     def __init__(self, source: str, revision: str | None, engine: EngineConfig) -> None:
+        use_serve_log_handlers()  # this package's logs in the replica's structured log
         runtime = choose_runtime(engine)
         if runtime.device.type == "cpu":
             # One intra-op thread per reserved CPU: more threads than cores makes OpenMP spin

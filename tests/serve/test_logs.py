@@ -18,6 +18,8 @@ SECRET_PROMPT = "my card number is 4111 1111 1111 1111"
 @pytest.fixture
 def serve_log():
     """Ray Serve's logger as a replica has it: a JSON-formatted handler, no propagation."""
+    import ray.serve  # noqa: F401 - its import configures Serve's logger: replace that setup, not precede it
+
     serve_logger = logging.getLogger("ray.serve")
     saved = serve_logger.handlers, serve_logger.propagate, serve_logger.level
     stream = io.StringIO()

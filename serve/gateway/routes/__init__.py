@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from ... import __version__
+from ...logs import AccessLogMiddleware
 from ...protocol import ErrorResponse
+from ...tracing import TracingMiddleware
 from ..drain import DrainReporter, InFlightMiddleware
 from ..error_handlers import install_error_handlers
 from ..pipeline import Pipeline
@@ -24,7 +26,7 @@ ROUTERS = (chat.router, completions.router, moderations.router, models.router, h
 
 
 def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | None = None,
-               drain: DrainReporter | None = None) -> FastAPI:
+               drain: DrainReporter | None = None, log_text: bool = False) -> FastAPI:
     """Builds the FastAPI app of the gateway.
 
     Args:
@@ -32,6 +34,7 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
         started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
         admin_router: The ``/admin`` routes, when enabled.
         drain: Counts in-flight requests and refuses new ones while the application drains.
+        log_text: Put prompt and completion text in the access records.
     """
 
     @contextlib.asynccontextmanager
@@ -53,6 +56,9 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
     install_error_handlers(app)
     if drain is not None:
         app.add_middleware(InFlightMiddleware, state=drain.state)
+    # NOTE: added last, so outermost: they see every response, the refusals of the ones above too.
+    app.add_middleware(TracingMiddleware, tracing=pipeline.tracing)
+    app.add_middleware(AccessLogMiddleware, include_text=log_text)
     if admin_router is not None:
         app.include_router(admin_router)
     for router in ROUTERS:
