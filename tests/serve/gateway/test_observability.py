@@ -27,7 +27,6 @@ from serve.tenancy.usage import UsageRecorder
 from serve.tracing import build_tracing
 
 
-
 class FakeEngine:
     """Emits "Hel", "lo" (one token each), then stops."""
 
