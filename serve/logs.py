@@ -108,10 +108,11 @@ class AccessLogMiddleware:
         self.prefix = prefix
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        path = api_path(scope)
+        if scope["type"] != "http" or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        record = AccessRecord(method=scope["method"], path=scope["path"], status=500)
+        record = AccessRecord(method=scope["method"], path=path, status=500)
         token = _current.set(record)
         started = time.monotonic()
 
@@ -126,6 +127,12 @@ class AccessLogMiddleware:
             _current.reset(token)
             record.latency_ms = (time.monotonic() - started) * 1000
             log_access(record, self.include_text)
+
+
+def api_path(scope: dict) -> str:
+    """The request's path within the app: without the application's route prefix (``root_path``),
+    which Ray Serve keeps at the front of ``path`` as ASGI servers do."""
+    return str(scope.get("path", "")).removeprefix(str(scope.get("root_path", "")))
 
 
 def use_serve_log_handlers(names: tuple[str, ...] = PACKAGE_LOGGERS) -> bool:

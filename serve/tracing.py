@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import TracingConfig
 from .extras import require
+from .logs import api_path
 
 PREFIX = "mistral_serve."
 
@@ -94,10 +95,11 @@ class TracingMiddleware:
         self.prefix = prefix
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if not self.tracing.enabled or scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        path = api_path(scope)
+        if not self.tracing.enabled or scope["type"] != "http" or not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        with self.tracing.stage("request", method=scope["method"], path=scope["path"]) as span:
+        with self.tracing.stage("request", method=scope["method"], path=path) as span:
 
             async def watch(message: dict) -> None:
                 if message["type"] == "http.response.start":

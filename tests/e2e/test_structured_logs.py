@@ -14,12 +14,16 @@ from serve.settings import Settings
 SECRET = "the launch code is tangerine-42"
 
 
+def _lines(logs_dir) -> list[dict]:
+    return [json.loads(line) for path in logs_dir.rglob("*.log")
+            for line in path.read_text().splitlines() if line.startswith("{")]
+
+
 def access_records(logs_dir, request_id: str, timeout_s: float = 60) -> list[dict]:
     """The access records of ``request_id`` in the replicas' JSON log files (waits for the write)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lines = [json.loads(line) for path in logs_dir.rglob("*.log")
-                 for line in path.read_text().splitlines() if line.startswith("{")]
+        lines = _lines(logs_dir)
         found = [r for r in lines if r.get("event") == "access" and r.get("request_id") == request_id]
         if found or time.monotonic() > deadline:
             return found
@@ -48,7 +52,10 @@ def test_each_request_leaves_one_json_access_record_without_text(served, tiny_mo
         response = httpx.post(url, headers=headers, json=body, timeout=120)
         assert response.status_code == 200, response.text
         request_id = response.headers["x-request-id"]
-        (record,) = access_records(tmp_path, request_id)
+        records = access_records(tmp_path, request_id)
+        assert len(records) == 1, (request_id, sorted(p.name for p in tmp_path.rglob("*")),
+                                   [r for r in _lines(tmp_path) if r.get("event") == "access"][:3])
+        (record,) = records
         assert (record["path"], record["status"], record["team"]) == ("/v1/chat/completions", 200, "e2e")
         assert record["application"] == name and record["deployment"] == "Gateway"
         assert record["prompt_tokens"] > 0 and record["completion_tokens"] == 4

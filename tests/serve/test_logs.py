@@ -137,3 +137,11 @@ async def test_the_middleware_logs_each_api_request_once_with_what_the_app_noted
     assert chat_line["finish_reasons"] == ["stop"] and chat_line["latency_ms"] > 0
     assert (models_line["path"], models_line["status"], models_line["method"]) == ("/v1/models", 401, "GET")
     note(team="nobody")  # outside a request: ignored
+
+
+def test_the_path_is_the_apps_own_under_a_route_prefix():
+    from serve.logs import api_path
+
+    assert api_path({"path": "/team-a/v1/models", "root_path": "/team-a"}) == "/v1/models"
+    assert api_path({"path": "/v1/models", "root_path": ""}) == "/v1/models"
+    assert api_path({"path": "/v1/models"}) == "/v1/models"
