@@ -199,7 +199,7 @@ def safely(record: Callable[..., None]) -> Callable[..., None]:
     def wrapper(*args, **kwargs) -> None:
         try:
             record(*args, **kwargs)
-        except Exception:
+        except Exception:  # see the docstring
             if not getattr(wrapper, "_warned", False):
                 wrapper._warned = True  # type: ignore[attr-defined]
                 logger.warning("recording a metric failed", exc_info=True)
