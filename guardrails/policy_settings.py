@@ -41,11 +41,15 @@ class RailSettings(_Strict):
     )
 
 
+def _all_masked() -> dict[str, FindingAction]:
+    return {str(entity): "mask" for entity in ENTITIES}
+
+
 class PersonalDataSettings(RailSettings):
     """The personal_data rail."""
 
     entities: dict[str, FindingAction] = Field(
-        default_factory=lambda: {e: "mask" for e in ENTITIES},
+        default_factory=lambda: _all_masked(),
         description="Entity to action (`mask` or `block`); entities left out are not checked. "
         f"Known: {list(ENTITIES)}.",
     )

@@ -101,16 +101,17 @@ def _policy_with_flows(policy, inputs: list[str], outputs: list[str]):
 
 async def run(iterations: int, nemo_iterations: int) -> list[dict]:
     """All measurements, as rows of the printed table."""
+    import logging
+
     from nemoguardrails import LLMRails, RailsConfig
     from nemoguardrails.guardrails.iorails import IORails
     from nemoguardrails.rails.llm.options import RailType
+
     from guardrails.audit import AuditLog
     from guardrails.metrics import CountingMetrics
     from guardrails.moderator import Moderator
     from guardrails.nemo import register_actions
-    from guardrails.policy import PolicySet, load_policy, PACKAGED_POLICIES
-
-    import logging
+    from guardrails.policy import PACKAGED_POLICIES, PolicySet, load_policy
 
     logging.getLogger("nemoguardrails").setLevel(logging.ERROR)
     policy = load_policy(PACKAGED_POLICIES / "default")
