@@ -151,7 +151,7 @@ def _decoded_view(name: str, text: str, pieces: Sequence[tuple]) -> View | None:
 
 
 def _base64_pieces(text: str) -> list[tuple[int, int, str]]:
-    pieces = []
+    pieces: list[tuple[int, int, str]] = []
     for pattern, decode in ((_B64, base64.b64decode), (_B64_URL, base64.urlsafe_b64decode)):
         for m in pattern.finditer(text):
             token = m.group()
@@ -177,8 +177,8 @@ def _hex_pieces(text: str) -> list[tuple[int, int, str]]:
     return pieces
 
 
-def _spaced_pieces(text: str) -> list[tuple[int, int, str]]:
-    pieces = []
+def _spaced_pieces(text: str) -> list[tuple[int, int, str, list[int]]]:
+    pieces: list[tuple[int, int, str, list[int]]] = []
     for m in _SPACED.finditer(text):
         letters = [(m.start() + i, c) for i, c in enumerate(m.group()) if c.isalpha()]
         pieces.append((m.start(), m.end(), "".join(c for _, c in letters), [i for i, _ in letters]))

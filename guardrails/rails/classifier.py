@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +134,7 @@ class ClassifierRail:
     name = "classifier"
 
     def __init__(self, model: LinearModel, action: FindingAction = "block",
-                 thresholds: dict[str, float] | None = None, blocked: Sequence[str] | None = None) -> None:
+                 thresholds: Mapping[str, float] | None = None, blocked: Sequence[str] | None = None) -> None:
         self._model = model
         self._action: FindingAction = action
         self._thresholds = {**model.thresholds, **(thresholds or {})}

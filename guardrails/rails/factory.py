@@ -85,7 +85,8 @@ def _build(rail: str, settings: PolicySettings, config: RailsConfig, policy_dir:
             model = LinearModel.load(classifier.model)
         except ModelLoadError as exc:
             raise ValueError(str(exc)) from None
-        return ClassifierRail(model, thresholds=classifier.thresholds, blocked=classifier.block_categories)
+        thresholds = {str(head): value for head, value in classifier.thresholds.items()}
+        return ClassifierRail(model, thresholds=thresholds, blocked=classifier.block_categories)
     if rail == "harmful_request":
         return HarmfulRequestRail()
     if rail == "guard_model":

@@ -146,14 +146,14 @@ def train(items: Sequence[Item], dev: Sequence[Item], max_fpr: float) -> tuple[d
 def in_memory_model(arrays: dict, meta: dict) -> LinearModel:
     """A :class:`LinearModel` from freshly trained arrays (the same maths as a loaded artifact)."""
     model = LinearModel.__new__(LinearModel)
-    model._idf = arrays["idf"].astype(np.float64)  # noqa: SLF001
-    model._coef = arrays["coef"].astype(np.float64)  # noqa: SLF001
-    model._bias = arrays["bias"].astype(np.float64)  # noqa: SLF001
-    model._cat_coef = arrays["category_coef"].astype(np.float64)  # noqa: SLF001
-    model._cat_bias = arrays["category_bias"].astype(np.float64)  # noqa: SLF001
+    model._idf = arrays["idf"].astype(np.float64)
+    model._coef = arrays["coef"].astype(np.float64)
+    model._bias = arrays["bias"].astype(np.float64)
+    model._cat_coef = arrays["category_coef"].astype(np.float64)
+    model._cat_bias = arrays["category_bias"].astype(np.float64)
     model.heads, model.thresholds = meta["heads"], meta["thresholds"]
     model.harm_categories = meta["harm_categories"]
-    model._index = FeatureIndex(meta["vocab"])  # noqa: SLF001
+    model._index = FeatureIndex(meta["vocab"])
     model.name, model.meta = "in-memory", meta
     return model
 

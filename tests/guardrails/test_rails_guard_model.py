@@ -10,6 +10,7 @@ import pytest
 from guardrails.policy import PACKAGED_POLICIES, PolicyError, load_policy
 from guardrails.rails.guard_model import GuardModelError, GuardModelRail
 
+
 @pytest.fixture(scope="module")
 def tiny_guard(tmp_path_factory) -> Path:
     """A 2-label BERT classifier with random weights and a word-level tokenizer, saved to disk."""
