@@ -8,19 +8,32 @@ Ray's own tooling uses the import path ``serve.app:build_app``::
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from .config import AppConfig, ModerationConfig, load_config
 from .engine.client import RayEngineClient
 from .engine.deployment import EngineDeployment
 from .engine.loader import (
-    check_model_available, context_length, load_model_config, load_tokenizer, resolve_model_source,
+    check_model_available,
+    context_length,
+    load_model_config,
+    load_tokenizer,
+    resolve_model_source,
 )
 from .gateway.deployment import GatewayDeployment
+from .logs import use_serve_log_handlers
 from .metrics import moderation_metrics
 from .settings import Settings
+
+
+def as_deployment(cls: object) -> Deployment:
+    """``cls``, a class decorated with ``@serve.deployment``, as the Deployment it is at run time.
+
+    NOTE: type checkers ignore what a class decorator returns and keep seeing the class.
+    """
+    return cast(Deployment, cls)
 
 
 def build_application(config: AppConfig, settings: Settings | None = None) -> Application:
@@ -33,7 +46,7 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     settings = settings or Settings()
     source = resolve_model_source(config.model, settings.tiny_model_dir)
     check_model_available(source, config.model.revision)
-    engine = EngineDeployment.options(
+    engine = as_deployment(EngineDeployment).options(
         **config.engine.deployment.serve_options(config.engine.default_max_ongoing())
     ).bind(source, config.model.revision, config.engine, config.model.quantization)
     moderation = policies = None
@@ -46,7 +59,7 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
             config.moderation, engine, source, config.model.revision, max_model_len,
             **config.moderation.deployment.serve_options(config.moderation.default_max_ongoing()),
         )
-    return GatewayDeployment.options(
+    return as_deployment(GatewayDeployment).options(
         **config.gateway.deployment.serve_options(config.gateway.default_max_ongoing())
     ).bind(engine, source, config, moderation=moderation, policies=policies)
 
@@ -56,7 +69,7 @@ def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | 
     """Binds the Moderation deployment with what it needs from the platform, injected here.
 
     ``guardrails`` imports nothing from ``serve`` but the engine interface: the engine client
-    class, the tokenizer loader and the metrics factory travel as arguments (Ray pickles them by
+    class, the tokenizer loader, the metrics factory and the logging setup travel as arguments (Ray pickles them by
     reference and calls them in the replica).
 
     Args:
@@ -70,9 +83,9 @@ def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | 
     from guardrails.deployment import ModerationDeployment
 
     tokenizer = functools.partial(load_tokenizer, source, revision) if source is not None else None
-    return ModerationDeployment.options(**options).bind(
+    return as_deployment(ModerationDeployment).options(**options).bind(
         config, engine, engine_client=RayEngineClient if engine is not None else None, tokenizer=tokenizer,
-        max_model_len=max_model_len, metrics=moderation_metrics,
+        max_model_len=max_model_len, metrics=moderation_metrics, setup_logging=use_serve_log_handlers,
     )
 
 

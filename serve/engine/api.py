@@ -8,7 +8,7 @@ and output values that cross the boundary, and the exceptions a call can raise. 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from .errors import EngineError, EngineFailure, EngineOverloaded, EngineUnavailable
@@ -26,7 +26,7 @@ class EngineClient(Protocol):
     ``generate`` raises :class:`EngineFailure` subclasses (overloaded, unavailable, error).
     """
 
-    def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+    def generate(self, request: EngineRequest) -> AsyncGenerator[EngineOutput, None]:
         """Streams the outputs of one sequence."""
         ...
 

@@ -117,7 +117,8 @@ def load_model(source: str, runtime: RuntimeChoice, revision: str | None = None,
         **({"quantization_config": at_load, "device_map": {"": runtime.device}} if at_load is not None else {}),
     )
     if at_load is None:
-        model = model.to(runtime.device)
+        # transformers types the decorated .to() so that mypy misreads its arguments.
+        model = model.to(runtime.device)  # type: ignore[arg-type]
     return quantize(model.eval(), quantization, runtime.device)
 
 

@@ -9,7 +9,7 @@ to its argmax instead of making ``torch.multinomial`` raise for the whole batch.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -11,7 +11,7 @@ import torch
 from .text import IncrementalDetokenizer, StopStringFilter
 from .types import EngineOutput, EngineRequest, TokenLogprob
 
-Sink = Callable[[EngineOutput], None]
+Sink = Callable[[EngineOutput], object]  # its return value is ignored
 
 
 @dataclass(eq=False)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     import torch
 
-EngineFinishReason = Literal["stop", "length", "cancelled", "error"]
+# content_filter: set by the gateway's output rails on a choice they cut (the engine never sets it).
+EngineFinishReason = Literal["stop", "length", "cancelled", "error", "content_filter"]
 
 
 @dataclass(frozen=True)

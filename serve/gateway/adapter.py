@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from jinja2 import TemplateError
 
+from ..engine.types import EngineRequest, SamplingParams
 from ..errors import ContextLengthExceededError, InvalidRequestError
 from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
-from ..engine.types import EngineRequest, SamplingParams
 
 # OpenAI's defaults for temperature and top_p.
 DEFAULT_TEMPERATURE = 1.0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 DONE_EVENT = "data: [DONE]\n\n"
 
 # A stream of (choice index, output) pairs, closed by the request's usage.
-Events = AsyncIterator["tuple[int, EngineOutput] | Usage"]
+Events = AsyncGenerator["tuple[int, EngineOutput] | Usage", None]
 
 
 @dataclass
@@ -46,10 +47,14 @@ def sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"
 
 
-def client_finish_reason(reason: str | None) -> str:
+ClientFinishReason = Literal["stop", "length", "content_filter"]
+_CLIENT_REASONS: dict[str, ClientFinishReason] = {"stop": "stop", "length": "length", "content_filter": "content_filter"}
+
+
+def client_finish_reason(reason: str | None) -> ClientFinishReason:
     """Maps a finish reason to the API's; an engine failure or cancellation becomes an error."""
-    if reason in ("stop", "length", "content_filter"):
-        return reason
+    if reason in _CLIENT_REASONS:
+        return _CLIENT_REASONS[reason]
     raise internal_error()
 
 

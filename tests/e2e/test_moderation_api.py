@@ -37,8 +37,8 @@ def test_moderations_endpoint_follows_the_team_policy(served, make_key):
     default = openai.OpenAI(base_url=served.base_url, api_key=served.api_key, max_retries=0)
     result = default.moderations.create(input=[INJECTION, EMAIL, "How do I kill a stuck process on Linux?"])
     assert [r.flagged for r in result.results] == [True, True, False]
-    assert result.results[0].categories.model_extra["prompt-injection"] is True
-    assert result.results[1].categories.model_extra["personal-data"] is True
+    assert result.results[0].categories.model_extra["prompt_injection"] is True
+    assert result.results[1].categories.model_extra["pii"] is True
     assert result.model.startswith("guardrails/default@")
     # The permissive policy has no input rail for personal data.
     permissive = openai.OpenAI(base_url=served.base_url, api_key=make_key("tools-team", policy="permissive"),
@@ -54,9 +54,9 @@ APP = "moderated"
 def blocky(served, tiny_model_dir, tmp_path_factory, client):
     """A gateway whose default policy denies a word that greedy decoding reaches mid-answer (after
     the first windows, which hold 32 + 64 characters, have passed)."""
-    from guardrails.policy import PACKAGED_POLICIES, load_policies
     from ray import serve
 
+    from guardrails.policy import PACKAGED_POLICIES, load_policies
     from serve.app import bind_moderation
     from serve.gateway.deployment import GatewayDeployment
 
@@ -101,7 +101,9 @@ def test_a_blocked_stream_never_sends_the_blocked_text(blocky, served):
     assert text, "the windows before the blocked one reach the client"
 
 
-def test_a_blocked_answer_keeps_its_passed_prefix_and_is_never_cached(blocky, served):
+def test_a_blocked_answer_returns_no_unchecked_text_and_is_never_cached(blocky, served):
+    """Every window before the denied word would pass, but the whole-answer check blocks: the
+    answer comes back empty (no text that failed a check, nothing only window-checked)."""
     base_url, prompt, reference, word = blocky
     client = openai.OpenAI(base_url=base_url, api_key=served.api_key, max_retries=0, timeout=120)
     for _ in range(2):
@@ -110,5 +112,4 @@ def test_a_blocked_answer_keeps_its_passed_prefix_and_is_never_cached(blocky, se
         assert raw.headers["x-cache"] == "miss"  # the blocked answer was not stored
         choice = raw.parse().choices[0]
         assert choice.finish_reason == "content_filter"
-        assert reference.startswith(choice.message.content) and len(choice.message.content) <= word.start()
-        assert word.group().lower() not in choice.message.content.lower()
+        assert choice.message.content == ""

@@ -63,7 +63,7 @@ async def test_usage_is_counted_per_team_and_key(gate):
         {"team": "usage-team", "key_id": info.key_id, "requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
          "cached_requests": 1, "total_tokens": 30},
     ]
-    week_ago = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=7)
+    week_ago = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=7)
     assert (await usage_report(gate.client, ["usage-team"], since=week_ago))[0].requests == 2
     with pytest.raises(ValueError):
         await usage_report(gate.client, ["usage-team"], since=week_ago + dt.timedelta(days=30))
