@@ -54,7 +54,8 @@ def vllm_runner(model_dir: str, max_batch: int, max_len: int,
     if python is not None:
         return _subprocess_runner(python, model_dir, max_batch, max_len)
     try:
-        from vllm import LLM, SamplingParams as VllmParams
+        from vllm import LLM
+        from vllm import SamplingParams as VllmParams
         from vllm.inputs import TokensPrompt
     except ImportError:
         return None
@@ -119,8 +120,8 @@ def sweep(*, levels=DEFAULT_LEVELS, tokens: int = 64, threads: int | None = 2, r
         for level in levels:
             batch = prompts[:level]
             expected = level * tokens
-            ours = _best(lambda: _checked(through_engine(engine, batch, tokens), expected), repeats)
-            theirs = _best(lambda: vllm(batch, tokens), repeats) if vllm else None
+            ours = _best(lambda b=batch, n=expected: _checked(through_engine(engine, b, tokens), n), repeats)
+            theirs = _best(lambda b=batch: vllm(b, tokens), repeats) if vllm else None
             rows.append({"concurrency": level, "generate_one_at_a_time": single, "engine": ours, "vllm": theirs,
                          "engine_vs_generate": ours / single,
                          "engine_vs_vllm": None if theirs is None else ours / theirs})

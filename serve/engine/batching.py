@@ -232,7 +232,7 @@ class BatchingEngine:
         cannot take (say, a token id outside its vocabulary) fails alone."""
         try:
             logits = self.runner.prefill(rows)
-        except Exception:  # noqa: BLE001 - isolated below
+        except Exception:
             if len(rows) == 1:
                 logger.exception("prefill failed; failing its sequence")
                 self._finish(owners[0], "error")
@@ -273,7 +273,7 @@ class BatchingEngine:
         try:
             logits = self.runner.decode([s.slot for s in running], [s.last_token for s in running],
                                         [s.cached for s in running])
-        except Exception:  # noqa: BLE001 - one bad step must not kill the engine
+        except Exception:
             # A decode step's inputs are tokens the engine chose itself, so a failure here is the
             # model's (device error, hung kernel), not one caller's: every running sequence fails.
             logger.exception("engine decode step failed; failing %d sequences", len(running))
@@ -311,7 +311,7 @@ class BatchingEngine:
                 output = next_output(sequence, token, logprob, is_eos=is_eos, max_model_len=self.max_model_len)
                 on_token_telemetry(sequence, self.telemetry)
                 self._emit(sequence, output)
-            except Exception:  # noqa: BLE001 - one sequence's text handling fails only it
+            except Exception:
                 logger.exception("sequence %s failed after its token", sequence.request.request_id)
                 self._finish(sequence, "error")
 
@@ -326,7 +326,7 @@ class BatchingEngine:
             try:
                 for processor in sequence.request.logits_processors:
                     logits[row] = processor(sequence.output_ids, logits[row])
-            except Exception:  # noqa: BLE001 - a processor fails only its own sequence
+            except Exception:
                 logger.exception("logits processor failed for sequence %s", sequence.request.request_id)
                 self._finish(sequence, "error")
                 failed.append(row)
@@ -339,7 +339,7 @@ class BatchingEngine:
         """One row's token, or None after failing that sequence (and only it)."""
         try:
             return sample_next_tokens(logits, [sequence.request.sampling], [sequence.generator])[0]
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("sampling failed for sequence %s", sequence.request.request_id)
             self._finish(sequence, "error")
             return None

@@ -41,7 +41,8 @@ class PrefixCache:
         self._blocks: collections.OrderedDict[int, _Block] = collections.OrderedDict()
 
     def _keys(self, tokens: Sequence[int], blocks: int) -> list[tuple[int, tuple[int, ...], int | None]]:
-        out, parent = [], None
+        out: list[tuple[int, tuple[int, ...], int | None]] = []
+        parent: int | None = None
         for k in range(blocks):
             chunk = tuple(tokens[k * self.block_size : (k + 1) * self.block_size])
             key = hash((parent, chunk))

@@ -35,8 +35,8 @@ def load_time_config(mode: str, device: torch.device, compute_dtype: torch.dtype
     if mode == "none" or device.type != "cuda":
         return None
     try:
+        import bitsandbytes  # type: ignore[import-not-found]  # noqa: F401 - fail here, not deep in loading
         from transformers import BitsAndBytesConfig
-        import bitsandbytes  # noqa: F401 - fail here with a clear message, not deep in loading
     except ImportError as exc:
         raise QuantizationUnavailableError(f"model.quantization={mode} on CUDA needs bitsandbytes") from exc
     if mode == "int8":
@@ -56,11 +56,17 @@ def quantize(model, mode: str, device: torch.device):
     if mode == "none" or device.type == "cuda":
         return model
     try:
-        from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig, PerGroup, quantize_
+        from torchao.quantization import (  # type: ignore[import-untyped]
+            Int8WeightOnlyConfig,
+            IntxWeightOnlyConfig,
+            PerGroup,
+            quantize_,
+        )
     except ImportError as exc:
         raise QuantizationUnavailableError(f"model.quantization={mode} on CPU needs torchao") from exc
     config = (Int8WeightOnlyConfig() if mode == "int8"
-              else IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(INT4_GROUP_SIZE)))
+              else IntxWeightOnlyConfig(weight_dtype=torch.int4,  # type: ignore[attr-defined]
+                                   granularity=PerGroup(INT4_GROUP_SIZE)))
     quantize_(model, config)
     logger.info("quantized the model's linear weights to %s with torchao", mode)
     return model

@@ -106,8 +106,8 @@ def token_logprobs(
     chosen_ids = torch.as_tensor([tokens[i] for i in rows], device=logits.device)
     chosen = logprobs.gather(1, chosen_ids[:, None])[:, 0].tolist()
     most = max(top[i] or 0 for i in rows)
-    best_values, best_ids = logprobs.topk(most, dim=-1) if most else (logprobs[:, :0], logprobs[:, :0].long())
-    best_values, best_ids = best_values.tolist(), best_ids.tolist()
+    best = logprobs.topk(most, dim=-1) if most else (logprobs[:, :0], logprobs[:, :0].long())
+    best_values, best_ids = best[0].tolist(), best[1].tolist()
     for n, i in enumerate(rows):
         k = top[i] or 0
         result[i] = TokenLogprob(tokens[i], chosen[n], tuple(zip(best_ids[n][:k], best_values[n][:k])))
