@@ -73,7 +73,7 @@ def _subprocess_runner(python: str, model_dir: str, max_batch: int, max_len: int
     worker = Path(__file__).with_name("vllm_worker.py")
     process = subprocess.Popen([python, str(worker), model_dir, str(max_batch), str(max_len)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    atexit.register(process.kill)
+    atexit.register(_stop_worker, process)
 
     def answer() -> dict:
         while True:
@@ -130,6 +130,16 @@ def sweep(*, levels=DEFAULT_LEVELS, tokens: int = 64, threads: int | None = 2, r
         torch.set_num_threads(previous)
     return {"model": source, "tokens_per_request": tokens, "torch_threads": threads, "repeats": repeats,
             "vllm": "measured" if vllm else "not installed", "levels": rows}
+
+
+def _stop_worker(process: subprocess.Popen) -> None:
+    """Ends the vLLM worker: end of input lets it exit cleanly (and reap its helper processes)."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _checked(produced: int, expected: int) -> int:
