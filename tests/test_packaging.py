@@ -26,6 +26,7 @@ ALLOWED_EXTRAS = {
     "serve/local_stack.py": {"local"},
     "serve/cli.py": {"local"},
     "serve/tracing.py": {"otel"},
+    "serve/engine/quantization.py": {"quant"},
 }
 # Import names whose distribution has another name, where the installed metadata cannot tell
 # (a distribution that is not installed here).
