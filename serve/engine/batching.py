@@ -193,14 +193,19 @@ class BatchingEngine:
                     if self._stopping:
                         break
                     joining = self._take_joining()
+                if joining:
+                    self._prefill_isolated(joining)
+                    # A sequence failed (or finished) by its first token leaves before the decode step.
+                    self._retire()
                 try:
-                    if joining:
-                        self._prefill(joining)
                     if self._running:
                         self._decode()
                 except Exception:  # noqa: BLE001 - one bad step must not kill the engine
-                    logger.exception("engine step failed; failing %d sequences", len(self._running))
-                    for sequence in self._running + joining:
+                    # A decode step's inputs are tokens the engine chose itself, so a failure here
+                    # is the model's (device error, hung kernel), not one caller's: every running
+                    # sequence is failed and the batch starts afresh.
+                    logger.exception("engine decode step failed; failing %d sequences", len(self._running))
+                    for sequence in self._running:
                         self._finish(sequence, "error")
                     self._running, self._cache, self._mask = [], None, None
                 self._retire()
@@ -224,7 +229,25 @@ class BatchingEngine:
             longest = longest_if_added
         return joining
 
-    def _prefill(self, joining: list[_Sequence]) -> None:
+    def _prefill_isolated(self, joining: list[_Sequence]) -> None:
+        """Prefills the joining sequences together; when that fails, one at a time, so that a
+        request the model cannot take (say, a token id outside its vocabulary) fails alone."""
+        try:
+            logits = self._prefill(joining)
+        except Exception:  # noqa: BLE001 - isolated below
+            if len(joining) == 1:
+                logger.exception("prefill failed; failing its sequence")
+                self._finish(joining[0], "error")
+                return
+            # NOTE: _prefill changes no engine state before its forward pass returns, so retrying
+            # the sequences one by one starts from the state before the failed attempt.
+            for sequence in joining:
+                self._prefill_isolated([sequence])
+            return
+        self._accept(joining, logits)
+
+    def _prefill(self, joining: list[_Sequence]) -> torch.Tensor:
+        """Runs the joining prompts and adds them to the batch; returns their last logits."""
         prompts = [s.request.prompt_token_ids for s in joining]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
@@ -246,7 +269,7 @@ class BatchingEngine:
         if self.telemetry is not None:
             self.telemetry.on_prefill(sum(len(p) for p in prompts))
         self._running.extend(joining)
-        self._accept(joining, logits)
+        return logits
 
     def _decode(self) -> None:
         assert self._cache is not None and self._mask is not None
@@ -271,9 +294,29 @@ class BatchingEngine:
             return
         if len(rows) != len(sequences):
             logits = logits.index_select(0, torch.tensor(rows, device=logits.device))
-        tokens = sample_next_tokens(logits, [s.request.sampling for s in live], [s.generator for s in live])
+        try:
+            tokens: list[int | None] = list(
+                sample_next_tokens(logits, [s.request.sampling for s in live], [s.generator for s in live])
+            )
+        except Exception:  # noqa: BLE001 - find the row(s) at fault, row by row
+            tokens = [self._sample_one(s, logits[row : row + 1]) for row, s in enumerate(live)]
         for sequence, token in zip(live, tokens):
-            self._append(sequence, token)
+            if token is None:
+                continue
+            try:
+                self._append(sequence, token)
+            except Exception:  # noqa: BLE001 - one sequence's text handling fails only it
+                logger.exception("sequence %s failed after its token", sequence.request.request_id)
+                self._finish(sequence, "error")
+
+    def _sample_one(self, sequence: _Sequence, logits: torch.Tensor) -> int | None:
+        """One row's token, or None after failing that sequence (and only it)."""
+        try:
+            return sample_next_tokens(logits, [sequence.request.sampling], [sequence.generator])[0]
+        except Exception:  # noqa: BLE001
+            logger.exception("sampling failed for sequence %s", sequence.request.request_id)
+            self._finish(sequence, "error")
+            return None
 
     def _append(self, sequence: _Sequence, token: int) -> None:
         params = sequence.request.sampling

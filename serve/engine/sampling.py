@@ -1,4 +1,11 @@
-"""Picking the next token of every row of a batch."""
+"""Picking the next token of every row of a batch.
+
+Sampling is numerically safe for any parameters the API accepts: a temperature below
+:data:`GREEDY_TEMPERATURE` is greedy decoding (dividing logits by ``1e-45`` overflows to inf and
+softmax then yields NaN), ``top_p`` is clamped into ``[MIN_TOP_P, 1]`` (the most likely token always
+stays), and a row whose probabilities are still not a distribution (non-finite logits) falls back
+to its argmax instead of making ``torch.multinomial`` raise for the whole batch.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,30 @@ import torch
 
 from .types import SamplingParams
 
+# Below this temperature, sampling is indistinguishable from greedy decoding in float32 logits
+# (differences of 1e-3 between logits become e^100 apart), and dividing by it cannot overflow.
+GREEDY_TEMPERATURE = 1e-5
+# A nucleus smaller than this keeps only the most likely token anyway.
+MIN_TOP_P = 1e-8
+_SEED_MODULUS = 2**64  # torch.Generator.manual_seed takes [-2**63, 2**64)
+
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """A generator private to one sequence when it has a seed, else None (the global RNG)."""
+    """A generator private to one sequence when it has a seed, else None (the global RNG).
+
+    Any integer seed is accepted: it is reduced modulo 2**64 (the API already bounds it to int64;
+    ``seed + choice index`` may step past it).
+    """
     if seed is None:
         return None
     generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
+    generator.manual_seed(seed % _SEED_MODULUS)
     return generator
+
+
+def is_greedy(params: SamplingParams) -> bool:
+    """Whether a sequence is decoded greedily (temperature zero or too small to sample with)."""
+    return not params.temperature >= GREEDY_TEMPERATURE  # NaN is greedy too
 
 
 def _top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -40,17 +63,21 @@ def sample_next_tokens(
         generators: Each row's random generator (None: the global one).
 
     Returns:
-        The chosen token id of each row. Rows with temperature 0 take the argmax.
+        The chosen token id of each row. Greedy rows (see :func:`is_greedy`) take the argmax; so
+        does a sampled row whose probabilities are not finite.
     """
     chosen = logits.argmax(dim=-1)
-    sampled = [i for i, p in enumerate(params) if p.temperature > 0]
+    sampled = [i for i, p in enumerate(params) if not is_greedy(p)]
     if sampled:
         index = torch.tensor(sampled, device=logits.device)
         temperature = torch.tensor([params[i].temperature for i in sampled], device=logits.device)
         probs = torch.softmax(logits.index_select(0, index).float() / temperature[:, None], dim=-1)
-        top_p = torch.tensor([params[i].top_p for i in sampled], device=logits.device)
+        top_p = torch.tensor([params[i].top_p for i in sampled], device=logits.device).nan_to_num(1.0)
+        top_p = top_p.clamp(MIN_TOP_P, 1.0)
         if bool((top_p < 1).any()):
             probs = _top_p_filter(probs, top_p)
+        usable = torch.isfinite(probs).all(dim=-1) & (probs.sum(dim=-1) > 0)
         for row, i in enumerate(sampled):
-            chosen[i] = torch.multinomial(probs[row], 1, generator=generators[i])[0]
+            if bool(usable[row]):
+                chosen[i] = torch.multinomial(probs[row], 1, generator=generators[i])[0]
     return chosen.tolist()

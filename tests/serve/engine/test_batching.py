@@ -34,6 +34,14 @@ async def run(engine, request) -> tuple[str, int, str]:
     return text, count, reason
 
 
+async def wait_for(condition, timeout_s: float = 60.0) -> None:
+    """Waits for engine state (never a fixed sleep); the timeout only bounds a broken engine."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
 def request(ids, max_tokens=24, **sampling) -> EngineRequest:
     sampling.setdefault("temperature", 0)
     return EngineRequest("r", ids, SamplingParams(max_tokens=max_tokens, ignore_eos=True, **sampling))
@@ -52,10 +60,12 @@ async def test_batched_greedy_equals_one_at_a_time_generate(engine, tiny_model, 
 
 async def test_staggered_arrivals_join_the_running_batch(engine, tiny_model, tiny_tokenizer):
     ids = prompt(tiny_tokenizer, "staggered")
-    first = asyncio.create_task(run(engine, request(ids, max_tokens=40)))
-    await asyncio.sleep(0.05)
+    stream = engine.generate(request(ids, max_tokens=40))
+    first_text = (await anext(stream)).text  # the first sequence is running: the second joins it
     second = await run(engine, request(ids, max_tokens=10))
-    assert (await first)[0].startswith(second[0])
+    async for output in stream:
+        first_text += output.text
+    assert first_text.startswith(second[0])
 
 
 async def test_cancelling_frees_the_slot(engine, tiny_tokenizer):
@@ -63,10 +73,7 @@ async def test_cancelling_frees_the_slot(engine, tiny_tokenizer):
     stream = engine.generate(request(prompt(tiny_tokenizer, "cancel me"), max_tokens=200))
     await anext(stream)
     await stream.aclose()
-    for _ in range(50):
-        if engine.stats().running == 0:
-            break
-        await asyncio.sleep(0.02)
+    await wait_for(lambda: engine.stats().running == 0)
     stats = engine.stats()
     assert stats.running == 0 and stats.finished["cancelled"] == before + 1
 
@@ -114,3 +121,120 @@ async def test_eos_finishes_with_stop(tiny_model, tiny_tokenizer):
 def test_requests_beyond_the_context_are_refused(engine, tiny_tokenizer):
     with pytest.raises(ValueError):
         engine.submit(request(prompt(tiny_tokenizer, "x"), max_tokens=300), lambda _: None)
+
+
+def unstarted_engine(model, tokenizer) -> BatchingEngine:
+    """An engine whose thread starts only after the test queued its requests, so that they share
+    the first prefill and every decode step (the thread takes everything waiting at once)."""
+    return BatchingEngine(model, tokenizer, max_batch_size=4, max_model_len=256)
+
+
+def submit(engine: BatchingEngine, req: EngineRequest):
+    """Submits ``req``; returns its handle and a future of (text, tokens, finish reason)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+    parts: list = ["", 0]
+
+    def sink(output):
+        parts[0] += output.text
+        parts[1] += output.num_tokens
+        if output.finish_reason is not None:
+            loop.call_soon_threadsafe(done.set_result, (parts[0], parts[1], output.finish_reason))
+
+    return engine.submit(req, sink), done
+
+
+@pytest.mark.parametrize("sampling", [
+    {"temperature": 1e-45}, {"temperature": 1.0, "top_p": 1e-46}, {"temperature": 1e-45, "top_p": 1e-46},
+    {"temperature": float("nan")},
+])
+async def test_degenerate_sampling_is_greedy_and_never_fails_the_batch(tiny_model, tiny_tokenizer, sampling):
+    # Before: softmax(logits / 1e-45) was NaN, torch.multinomial raised and every sequence of the
+    # batch ended with an error.
+    engine = unstarted_engine(tiny_model, tiny_tokenizer)
+    ids = prompt(tiny_tokenizer, "degenerate sampling")
+    _, hostile = submit(engine, request(ids, max_tokens=12, seed=3, **sampling))
+    _, normal = submit(engine, request(prompt(tiny_tokenizer, "a normal neighbour"), max_tokens=12))
+    engine.start()
+    try:
+        reference = tiny_tokenizer.decode(greedy_reference(tiny_model, ids, 12), skip_special_tokens=True)
+        assert await hostile == (reference, 12, "length")
+        assert (await normal)[1:] == (12, "length")
+    finally:
+        engine.stop()
+
+
+async def test_a_prompt_the_model_cannot_take_fails_alone(tiny_model, tiny_tokenizer):
+    engine = unstarted_engine(tiny_model, tiny_tokenizer)
+    normal_ids = prompt(tiny_tokenizer, "the normal one")
+    poisoned = prompt(tiny_tokenizer, "poisoned")[:-1] + (tiny_model.config.vocab_size + 7,)
+    _, bad = submit(engine, request(poisoned, max_tokens=8))
+    _, good = submit(engine, request(normal_ids, max_tokens=16))
+    engine.start()
+    try:
+        assert await bad == ("", 0, "error")
+        reference = tiny_tokenizer.decode(greedy_reference(tiny_model, normal_ids, 16), skip_special_tokens=True)
+        assert await good == (reference, 16, "length")
+    finally:
+        engine.stop()
+
+
+class _PoisonedDetokenizer:
+    """Fails on its third token, in the middle of decoding beside other sequences."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def push(self, token: int) -> str:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("poisoned sequence")
+        return "x"
+
+
+async def test_a_failing_sequence_mid_decode_fails_only_itself(tiny_model, tiny_tokenizer):
+    engine = unstarted_engine(tiny_model, tiny_tokenizer)
+    normal_ids = prompt(tiny_tokenizer, "keeps going")
+    handle, bad = submit(engine, request(prompt(tiny_tokenizer, "breaks"), max_tokens=16))
+    handle._sequence.detokenizer = _PoisonedDetokenizer()
+    _, good = submit(engine, request(normal_ids, max_tokens=16))
+    engine.start()
+    try:
+        assert await bad == ("xx", 2, "error")
+        reference = tiny_tokenizer.decode(greedy_reference(tiny_model, normal_ids, 16), skip_special_tokens=True)
+        assert await good == (reference, 16, "length")
+        assert engine.stats().finished == {"error": 1, "length": 1}
+    finally:
+        engine.stop()
+
+
+async def test_a_sampling_failure_fails_only_its_sequence(tiny_model, tiny_tokenizer, monkeypatch):
+    from serve.engine import batching
+
+    real = batching.sample_next_tokens
+
+    def poisoned(logits, params, generators):
+        # Deterministic fault: any batch holding the poisoned sequence fails to sample.
+        if any(p.stop == ("POISON",) for p in params):
+            raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+        return real(logits, params, generators)
+
+    monkeypatch.setattr(batching, "sample_next_tokens", poisoned)
+    engine = unstarted_engine(tiny_model, tiny_tokenizer)
+    normal_ids = prompt(tiny_tokenizer, "unaffected")
+    _, bad = submit(engine, request(prompt(tiny_tokenizer, "sampling fails"), max_tokens=8, stop=("POISON",)))
+    _, good = submit(engine, request(normal_ids, max_tokens=16))
+    engine.start()
+    try:
+        assert await bad == ("", 0, "error")
+        reference = tiny_tokenizer.decode(greedy_reference(tiny_model, normal_ids, 16), skip_special_tokens=True)
+        assert await good == (reference, 16, "length")
+    finally:
+        engine.stop()
+
+
+def test_huge_seeds_make_a_generator():
+    from serve.engine.sampling import make_generator
+
+    for seed in (2**64 + 5, -(2**63), 2**63 - 1 + 7):
+        assert make_generator(seed, torch.device("cpu")) is not None
