@@ -72,8 +72,16 @@ class EngineAdapter:
                 message="`echo` and `suffix` are not supported.", param="echo" if request.echo else "suffix",
                 code="unsupported_parameter",
             )
+        prompts = request.prompts()
+        if len(prompts) * request.n > self.max_choices:
+            # Checked before any tokenizing: every prompt times n is one engine sequence.
+            raise InvalidRequestError(
+                message=f"A request may generate at most {self.max_choices} completions: "
+                f"{len(prompts)} prompts times n={request.n} is too many.",
+                param="prompt" if len(prompts) > 1 else "n", code="invalid_value",
+            )
         prepared = []
-        for prompt in request.prompts():
+        for prompt in prompts:
             ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             prepared.append(self._prepare(request, list(ids), param="prompt", prefix="cmpl"))
         return prepared

@@ -67,3 +67,13 @@ def test_completion_prompts_become_choices(adapter, tiny_tokenizer):
     prepared = adapter.completion(CompletionRequest(model="m", prompt=["one", "two"], n=2, max_tokens=3))
     assert len(prepared) == 2 and all(len(p.choices) == 2 for p in prepared)
     assert prepared[0].choices[0].prompt_token_ids[0] == tiny_tokenizer.bos_token_id
+
+
+def test_prompts_times_n_beyond_max_choices_is_refused_before_tokenizing(adapter, monkeypatch):
+    def no_tokenizing(*_args, **_kwargs):
+        raise AssertionError("tokenized a request that is refused anyway")
+
+    monkeypatch.setattr(adapter, "tokenizer", no_tokenizing)
+    with pytest.raises(InvalidRequestError) as caught:
+        adapter.completion(CompletionRequest(model="m", prompt=["p"] * (adapter.max_choices + 1)))
+    assert caught.value.param == "prompt"
