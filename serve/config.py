@@ -234,15 +234,33 @@ class TenancyConfig(_Strict):
         default=1.0, ge=0, description="How long a replica trusts a key lookup; bounds revocation delay."
     )
     stale_auth_max_s: float = Field(
-        default=300, ge=0, description="While Redis is unreachable, keys seen valid this recently still work."
+        default=30,
+        ge=0,
+        le=30,
+        description="While Redis is unreachable, keys seen valid this recently still work (at most 30 s: "
+        "a revoked key keeps working at most this long during an outage; see docs/security.md).",
     )
     default_rpm: int = Field(default=600, ge=0, description="Requests per minute for teams without a limit (0: none).")
     default_tpm: int = Field(
         default=200_000, ge=0, description="Tokens per minute for teams without a limit (0: none)."
     )
     quota_on_redis_error: Literal["admit", "reject"] = Field(
-        default="admit",
-        description="When Redis is unreachable: admit (and count the failure) or reject with 503.",
+        default="reject",
+        description="When the quota check cannot reach Redis: reject with 503 quota_unavailable (the "
+        "default: a shared service fails closed, no team can take unmetered capacity) or admit "
+        "unmetered (single-tenant deployments that prefer availability).",
+    )
+    redis_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Socket timeout of Redis calls. A timeout fails that call only and never opens the "
+        "circuit breaker (a busy Redis is not an outage); connection failures do.",
+    )
+    accounting_buffer_max: int = Field(
+        default=100_000,
+        ge=1,
+        description="Usage records and refunds a gateway replica keeps for retrying while Redis does not "
+        "take them; beyond it they are dropped and counted (alert on any).",
     )
 
 
