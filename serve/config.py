@@ -217,6 +217,24 @@ class GatewayConfig(_Strict):
         "no replica left to take it) fails with 503 engine_unavailable instead of waiting forever; "
         "far above a healthy deployment's queueing plus prefill time.",
     )
+    max_request_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 request_too_large before they "
+        "are parsed or authenticated (a declared Content-Length at once, a chunked body as it arrives). "
+        "2 MiB holds a full 8k-token context many times over; the chart's Ingress has its own limit.",
+    )
+    readiness_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long /readyz reuses its last engine check (the probe is unauthenticated; "
+        "concurrent probes share one check). Well under a kubelet's probe period.",
+    )
+    docs_enabled: bool = Field(
+        default=False,
+        description="Serve /docs, /redoc and /openapi.json. Off by default (production): they describe "
+        "the whole surface to anyone; local.yaml turns them on.",
+    )
     deployment: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=0.5),
         description="Ray Serve options of the Gateway deployment.",
