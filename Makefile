@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install tools run test bench autoscale soak clean
+.PHONY: install tools run test fuzz bench autoscale soak clean
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ tools:
 
 test: install tools
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Long property-based fuzzing of the OpenAPI document against a running stack (schemathesis):
+# FUZZ_EXAMPLES per operation, over 5,000 cases in all; `make test` runs a bounded pass (20 each).
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	HF_HUB_OFFLINE=1 MISTRAL_SERVE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -s tests/security/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run

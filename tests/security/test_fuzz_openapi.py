@@ -8,7 +8,9 @@ team without limits: no response may be a 5xx, and every 4xx must be OpenAI's er
 
 from __future__ import annotations
 
+import collections
 import os
+import sys
 
 import pytest
 import schemathesis
@@ -30,6 +32,15 @@ def fuzz_headers(stack) -> dict[str, str]:
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+CASES: collections.Counter[str] = collections.Counter()  # cases sent, by status class
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_cases():
+    yield
+    # The number of cases actually sent (hypothesis stops early on small input spaces).
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(CASES.items()))
+    sys.__stderr__.write(f"\nfuzz cases sent: {sum(CASES.values())} ({summary})\n")
 
 
 def bound_generation(body: object) -> None:
@@ -59,4 +70,5 @@ def assert_envelope_or_success(response) -> None:
 def test_no_server_errors_and_every_error_is_the_envelope(case, stack, fuzz_headers):
     bound_generation(case.body)
     response = case.call(base_url=stack.root_url, headers=fuzz_headers, timeout=120)
+    CASES[f"{response.status_code // 100}xx"] += 1
     assert_envelope_or_success(response)
