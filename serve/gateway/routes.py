@@ -25,8 +25,10 @@ from ..protocol import (
     ModelList,
 )
 from ..tenancy.keys import Principal
+from .body_limit import BodyLimitMiddleware
 from .drain import DrainReporter, InFlightMiddleware
 from .pipeline import Pipeline, Reply
+from .readiness import ReadinessCache
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,9 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
-def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: DrainReporter | None = None) -> FastAPI:
+def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: DrainReporter | None = None,
+               *, docs_enabled: bool = True, max_request_bytes: int | None = None,
+               readiness: ReadinessCache | None = None) -> FastAPI:
     """Builds the FastAPI app of the gateway.
 
     Args:
@@ -45,7 +49,12 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: Dr
         started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
         admin_router: The ``/admin`` routes, when enabled.
         drain: Counts in-flight requests and refuses new ones while the application drains.
+        docs_enabled: Serve ``/docs``, ``/redoc`` and ``/openapi.json``.
+        max_request_bytes: Bodies over this get 413 before parsing (None: no limit).
+        readiness: Answers ``/readyz`` from a short cache (None: the engine is asked every time).
     """
+    if readiness is None and pipeline is not None:
+        readiness = ReadinessCache(lambda: pipeline.engine.ready(), ttl_s=0)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -61,10 +70,14 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: Dr
         version="0.1.0",
         responses=_ERROR_RESPONSES,
         lifespan=lifespan,
+        **({} if docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
     )
     install_error_handlers(app)
     if drain is not None:
         app.add_middleware(InFlightMiddleware, state=drain.state)
+    if max_request_bytes is not None:
+        # NOTE: added last, so it runs first: an oversized body is refused before anything reads it.
+        app.add_middleware(BodyLimitMiddleware, max_bytes=max_request_bytes)
     if admin_router is not None:
         app.include_router(admin_router)
 
@@ -91,7 +104,7 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: Dr
 
     @app.post("/v1/moderations", response_model=ModerationResponse)
     async def moderations(body: ModerationRequest, caller: Principal = Depends(principal)):
-        return JSONResponse((await pipeline.moderations(caller, body.texts())).model_dump())
+        return _respond(await pipeline.moderations(caller, body.texts()))
 
     @app.get("/v1/models", response_model=ModelList)
     async def models(caller: Principal = Depends(principal)) -> ModelList:
@@ -107,7 +120,7 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router=None, drain: Dr
         """Readiness: the model is loaded and generates a token, and the gateway is not draining."""
         if drain is not None and drain.state.refusing:
             return JSONResponse({"status": "draining"}, status_code=503)
-        if await pipeline.engine.ready():
+        if await readiness.ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)
 
