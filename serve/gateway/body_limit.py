@@ -5,6 +5,13 @@ costs the gateway at most the limit's worth of reading: a ``Content-Length`` ove
 refused without reading anything, and a body without one (chunked) is counted as it arrives and
 refused as soon as it passes the limit. The refusal is OpenAI's error envelope
 (``request_too_large``).
+
+Before answering, the rest of the body is read and discarded (never parsed or kept), up to
+:data:`DRAIN_FACTOR` times the limit: when a connection is closed while the client is still
+sending, the client's TCP stack resets it and the client sees a connection error instead of the
+413. (Ray Serve's proxy finishes the connection as soon as the response is complete, so the
+discarding cannot wait until after the answer, as nginx's lingering close does.) A client that
+sends even more gets the 413 at once and is cut off.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+DRAIN_FACTOR = 32
 
 
 class _BodyTooLarge(HTTPException):
@@ -49,6 +57,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and (declared < 0 or declared > self.max_bytes):
+            await self._drain(receive, 0)
             await self._refuse(send)
             return
         received = 0
@@ -77,7 +86,16 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             pass
         if exceeded and not started:
+            await self._drain(receive, received)
             await self._refuse(send)
+
+    async def _drain(self, receive: Receive, received: int) -> None:
+        """Reads and drops what the client still sends, up to the drain cap (see module doc)."""
+        while received <= DRAIN_FACTOR * self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            received += len(message.get("body", b""))
 
     async def _refuse(self, send: Send) -> None:
         error = payload_too_large_error(self.max_bytes)
