@@ -24,6 +24,12 @@ $(STAMP):
 run: install
 	$(BIN)/mistral-serve run
 
+# The Helm chart as a versioned package (dist/mistral-serve-<version>.tgz), linted first.
+.PHONY: chart
+chart: tools
+	.venv-tools/bin/helm lint --strict helm/mistral-serve
+	.venv-tools/bin/helm package helm/mistral-serve --destination dist
+
 # helm, checkov (own venv) and Debian's prometheus/promtool for the chart, alert and dashboard tests
 tools:
 	bash ops/tools/install.sh

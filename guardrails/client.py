@@ -1,4 +1,4 @@
-"""How the gateway reaches moderation: a small Protocol, and its Ray Serve handle implementation.
+"""How the gateway reaches moderation: one Protocol, and its Ray Serve handle implementation.
 
 :class:`~guardrails.moderator.Moderator` satisfies the same Protocol in-process, so the pipeline can be
 tested (and offline-only setups run) without Ray. Ray's exceptions become
@@ -8,12 +8,9 @@ tested (and offline-only setups run) without Ray. Ray's exceptions become
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .moderations import ModerationResponse
-from .policy import PolicyInfo, UnknownPolicyError
-from .stream import StreamGuard
 from .verdict import Verdict
 
 logger = logging.getLogger(__name__)
@@ -24,7 +21,12 @@ class ModerationUnavailableError(RuntimeError):
 
 
 class ModerationClient(Protocol):
-    """What the gateway calls."""
+    """Everything the gateway calls on the moderation layer: verdicts, nothing else.
+
+    Implemented by :class:`RayModerationClient` (the Moderation deployment's handle) and, in-process,
+    by :class:`~guardrails.moderator.Moderator`. Stream guards are built on ``check_output`` with
+    :func:`guardrails.stream.stream_guard`.
+    """
 
     async def check_inputs(
         self, texts: Sequence[str], policy: str | None = None, *, request_id: str | None = None, team: str | None = None
@@ -39,43 +41,23 @@ class ModerationClient(Protocol):
         """Output rails on a whole output, or on a stream window (``window=True``)."""
         ...
 
-    def stream_guard(
-        self, policy: str | None = None, *, request_id: str | None = None, team: str | None = None,
-        context: str | None = None,
-    ) -> StreamGuard:
-        """A guard for one output stream (one per choice)."""
-        ...
-
 
 class RayModerationClient:
     """Calls the Moderation deployment through a deployment handle.
 
+    Ray's exceptions become :class:`ModerationUnavailableError`; the policy names it is given were
+    resolved by the caller (the gateway knows the policies the deployment loaded).
+
     Args:
         handle: Handle of the Moderation deployment.
-        policies: ``PolicyInfo`` by name (``load_policies(...).infos()`` in the gateway, validated at its
-            startup), for stream settings, versions and system prompts without a round trip.
-        default_policy: Name used when a request's team has no policy set.
     """
 
-    def __init__(self, handle: Any, policies: Mapping[str, PolicyInfo], default_policy: str) -> None:
+    def __init__(self, handle: Any) -> None:
         self._handle = handle
-        self._policies = dict(policies)
-        self.default_policy = default_policy
 
-    def info(self, policy: str | None) -> PolicyInfo:
-        """The policy's name, version, system prompt and stream settings.
-
-        Raises:
-            UnknownPolicyError: no policy has that name.
-        """
-        name = policy or self.default_policy
-        if name not in self._policies:
-            raise UnknownPolicyError(name)
-        return self._policies[name]
-
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, method: str, *args: Any) -> Any:
         try:
-            return await getattr(self._handle, method).remote(*args, **kwargs)
+            return await getattr(self._handle, method).remote(*args)
         except Exception as exc:  # RayTaskError, BackPressureError, DeploymentUnavailableError ...
             logger.warning("moderation call %s failed", method, exc_info=True)
             raise ModerationUnavailableError(f"moderation {method} failed") from exc
@@ -84,32 +66,11 @@ class RayModerationClient:
         self, texts: Sequence[str], policy: str | None = None, *, request_id: str | None = None, team: str | None = None
     ) -> list[Verdict]:
         """Input rails on the texts of one request, in one round trip."""
-        name = self.info(policy).name
-        return await self._call("check_inputs", list(texts), name, request_id, team)
+        return await self._call("check_inputs", list(texts), policy, request_id, team)
 
     async def check_output(
         self, text: str, policy: str | None = None, *, request_id: str | None = None, team: str | None = None,
         context: str | None = None, window: bool = False,
     ) -> Verdict:
         """Output rails on a whole output, or on one stream window (``window=True``)."""
-        return await self._call("check_output", text, self.info(policy).name, request_id, team, context, window)
-
-    async def moderate(
-        self, texts: Sequence[str], policy: str | None = None, *, request_id: str | None = None, team: str | None = None
-    ) -> ModerationResponse:
-        """The Moderations API response for ``texts``."""
-        return await self._call("moderate", list(texts), self.info(policy).name, request_id, team)
-
-    def stream_guard(
-        self, policy: str | None = None, *, request_id: str | None = None, team: str | None = None,
-        context: str | None = None,
-    ) -> StreamGuard:
-        """A guard whose window checks go to the deployment (one per choice of a stream)."""
-        info = self.info(policy)
-
-        async def check(window: str) -> Verdict:
-            return await self.check_output(
-                window, info.name, request_id=request_id, team=team, context=context, window=True
-            )
-
-        return StreamGuard(check, info.stream)
+        return await self._call("check_output", text, policy, request_id, team, context, window)

@@ -1,26 +1,38 @@
 """The Moderation Ray Serve deployment: a :class:`~guardrails.moderator.Moderator` behind a handle.
 
 It knows nothing of HTTP: the gateway calls its methods through a deployment handle and turns
-verdicts into responses. Its own replicas, CPUs and autoscaling come from ``ModerationConfig``.
+verdicts into responses. The app builder (``serve/app.py``) injects what it needs from the
+platform (the moderation config, how to reach the engine, the tokenizer, the metrics), so this
+package imports nothing from ``serve`` but the engine interface (``serve.engine.api``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 from ray import serve
 
-from serve.config import ModerationConfig
-from serve.engine.client import RayEngineClient
+from serve.engine.api import EngineClient
 
 from .audit import AuditLog
-from .moderations import ModerationResponse, moderation_response
+from .metrics import CountingMetrics, ModerationMetrics
 from .moderator import Moderator
 from .policy import PolicyError, PolicyInfo, load_policies
 from .provider import register_engine_provider
 from .verdict import Verdict
 
 logger = logging.getLogger(__name__)
+
+
+class ModerationSettings(Protocol):
+    """What the deployment reads of its config (``serve.config.ModerationConfig`` in the platform)."""
+
+    policies_dir: Path | None
+    default_policy: str
+    audit_include_text: bool
 
 
 @serve.deployment(name="Moderation")
@@ -30,10 +42,13 @@ class ModerationDeployment:
     Args:
         config: The moderation section of the deployment config.
         engine_handle: Handle of the Engine deployment, for model-based rails (self-checks).
-        model_source: ``from_pretrained`` argument of the served model (its tokenizer renders the
-            self-check prompts); needed with ``engine_handle``.
-        model_revision: Hub revision of the served model.
+        engine_client: Wraps ``engine_handle`` into an :class:`~serve.engine.api.EngineClient`
+            (``serve.engine.client.RayEngineClient`` in the platform); needed with model rails.
+        tokenizer: Loads the served model's tokenizer (it renders the self-check prompts); needed
+            with model rails.
         max_model_len: Context limit of the engine; longer self-check prompts fail the rail.
+        metrics: Creates the metrics this replica records into (the platform's Ray metrics; default:
+            in memory).
 
     Raises:
         PolicyError: a policy is invalid, or uses model rails without an engine to call.
@@ -41,25 +56,26 @@ class ModerationDeployment:
 
     def __init__(
         self,
-        config: ModerationConfig,
-        engine_handle=None,
-        model_source: str | None = None,
-        model_revision: str | None = None,
+        config: ModerationSettings,
+        engine_handle: Any = None,
+        engine_client: Callable[[Any], EngineClient] | None = None,
+        tokenizer: Callable[[], Any] | None = None,
         max_model_len: int | None = None,
+        metrics: Callable[[], ModerationMetrics] | None = None,
     ) -> None:
         policies = load_policies(config.policies_dir, config.default_policy)
         model_policies = [p.name for p in policies if p.needs_llm]
         if model_policies:
-            if engine_handle is None or model_source is None:
+            if engine_handle is None or engine_client is None or tokenizer is None:
                 raise PolicyError(
                     f"policies {model_policies} use model rails, but the Moderation deployment was given no "
-                    "Engine handle and model source to call the served model with"
+                    "Engine handle, engine client and tokenizer to call the served model with"
                 )
-            from serve.engine.loader import load_tokenizer
-
-            tokenizer = load_tokenizer(model_source, model_revision)
-            register_engine_provider(RayEngineClient(engine_handle), tokenizer, max_model_len=max_model_len)
-        self._moderator = Moderator(policies, audit=AuditLog(include_text=config.audit_include_text))
+            register_engine_provider(engine_client(engine_handle), tokenizer(), max_model_len=max_model_len)
+        self._moderator = Moderator(
+            policies, metrics=metrics() if metrics else CountingMetrics(),
+            audit=AuditLog(include_text=config.audit_include_text),
+        )
         logger.info("moderation policies loaded: %s", {p.name: p.version for p in policies})
 
     async def check_input(
@@ -87,13 +103,6 @@ class ModerationDeployment:
         return await self._moderator.check_output(
             text, policy, request_id=request_id, team=team, context=context, window=window
         )
-
-    async def moderate(
-        self, texts: list[str], policy: str | None = None, request_id: str | None = None, team: str | None = None
-    ) -> ModerationResponse:
-        """The Moderations API response for ``texts`` (input rails of the policy)."""
-        verdicts = await self._moderator.check_inputs(texts, policy, request_id=request_id, team=team)
-        return moderation_response(verdicts)
 
     def policies(self) -> dict[str, PolicyInfo]:
         """Name, version, system prompt and stream settings of every loaded policy."""

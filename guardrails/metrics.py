@@ -1,64 +1,86 @@
-"""Prometheus metrics of the moderation layer (prefix ``mistral_serve_moderation_``).
+"""What the moderation layer records, as an interface: the metric names, help texts and buckets
+are defined once, in the platform's catalogue (``serve/metrics.py``), which the app builder injects.
 
-Metrics live on an instance with its own registry (the process default unless one is given), so
-tests and benchmarks can build as many moderators as they like without duplicate registrations.
+:data:`LABELS` says which labelled series the moderator records and with which label names; the
+platform's implementation must agree (a test checks it). :class:`CountingMetrics` records in
+memory, for tests, benchmarks and in-process tools that have no metrics exporter.
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from collections import Counter
+from collections.abc import Mapping
+from typing import Protocol
 
-# Offline rails take microseconds, model rails seconds: buckets span both.
-LATENCY_BUCKETS = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    30.0,
-)
-
-
-class ModerationMetrics:
-    """Counters and latency histograms by rail, action and policy.
-
-    Attributes:
-        rail_actions: ``mistral_serve_moderation_rail_actions_total{rail,action,policy}``: what each
-            rail did to each checked text (``allowed``, ``masked``, ``blocked``).
-        verdicts: ``mistral_serve_moderation_verdicts_total{direction,rail,action,policy}``: final
-            verdicts, with the deciding rail (``none`` when allowed).
-        rail_errors: ``mistral_serve_moderation_rail_errors_total{rail,action,policy}``: rails that
-            raised or timed out, by the action their ``on_error`` applied (``allowed`` = failed open,
-            ``blocked`` = failed closed).
-        rail_seconds: ``mistral_serve_moderation_rail_seconds{rail,policy}``: latency of one rail check.
-        check_seconds: ``mistral_serve_moderation_check_seconds{direction,policy}``: latency of all
-            rails of one direction on one text.
-    """
-
-    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
-        kw = {"registry": registry}
-        self.rail_actions = Counter(
-            "mistral_serve_moderation_rail_actions_total", "What each rail did to each checked text.",
-            ["rail", "action", "policy"], **kw,
-        )
-        self.verdicts = Counter(
-            "mistral_serve_moderation_verdicts_total", "Final moderation verdicts, with the deciding rail.",
-            ["direction", "rail", "action", "policy"], **kw,
-        )
-        self.rail_errors = Counter(
-            "mistral_serve_moderation_rail_errors_total",
-            "Rails that raised or timed out, by the action their on_error setting applied.",
-            ["rail", "action", "policy"], **kw,
-        )
-        self.rail_seconds = Histogram(
-            "mistral_serve_moderation_rail_seconds", "Latency of one rail check.",
-            ["rail", "policy"], buckets=LATENCY_BUCKETS, **kw,
-        )
-        self.check_seconds = Histogram(
-            "mistral_serve_moderation_check_seconds", "Latency of all rails of one direction on one text.",
-            ["direction", "policy"], buckets=LATENCY_BUCKETS, **kw,
-        )
+# attribute of ModerationMetrics -> the label names, in the order ``labels()`` takes them.
+LABELS: Mapping[str, tuple[str, ...]] = {
+    "rail_actions": ("rail", "action", "policy"),  # what each rail did to each checked text
+    "verdicts": ("direction", "rail", "action", "policy"),  # final verdicts, with the deciding rail
+    "rail_errors": ("rail", "action", "policy"),  # rails that raised or timed out, by on_error's action
+    "rail_seconds": ("rail", "policy"),  # latency of one rail check (histogram)
+    "check_seconds": ("direction", "policy"),  # latency of all rails of one direction on one text
+}
 
 
-def shared_metrics() -> ModerationMetrics:
-    """The metrics a replica records: Ray metrics (serve/metrics.py), which Ray's metrics agent
-    exports; prometheus_client metrics in a Ray replica are never scraped."""
-    from serve.metrics import moderation_metrics
+class Series(Protocol):
+    """One labelled series (``prometheus_client``'s child API)."""
 
-    return moderation_metrics()  # type: ignore[return-value]
+    def inc(self, amount: float = 1.0) -> None: ...
+
+    def observe(self, amount: float) -> None: ...
+
+
+class LabelledMetric(Protocol):
+    """A metric whose series are picked by label values, in :data:`LABELS` order."""
+
+    def labels(self, *values: str) -> Series: ...
+
+
+class ModerationMetrics(Protocol):
+    """The moderation metrics the moderator records (attributes named as in :data:`LABELS`)."""
+
+    rail_actions: LabelledMetric
+    verdicts: LabelledMetric
+    rail_errors: LabelledMetric
+    rail_seconds: LabelledMetric
+    check_seconds: LabelledMetric
+
+
+class _Counted:
+    def __init__(self, totals: Counter, counts: Counter, key: tuple) -> None:
+        self._totals, self._counts, self._key = totals, counts, key
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._totals[self._key] += amount
+        self._counts[self._key] += 1
+
+    def observe(self, amount: float) -> None:
+        self.inc(amount)
+
+
+class _CountedMetric:
+    def __init__(self, name: str, owner: CountingMetrics) -> None:
+        self._name, self._owner = name, owner
+
+    def labels(self, *values: str) -> _Counted:
+        if len(values) != len(LABELS[self._name]):
+            raise ValueError(f"{self._name} takes labels {LABELS[self._name]}, got {values}")
+        return _Counted(self._owner.totals, self._owner.counts, (self._name, *map(str, values)))
+
+
+class CountingMetrics:
+    """:class:`ModerationMetrics` in memory: sums and sample counts per labelled series."""
+
+    def __init__(self) -> None:
+        self.totals: Counter = Counter()
+        self.counts: Counter = Counter()
+        for name in LABELS:
+            setattr(self, name, _CountedMetric(name, self))
+
+    def value(self, metric: str, **labels: str) -> float:
+        """A counter's total (or a histogram's sum) for these labels (all of them, by name)."""
+        return self.totals[(metric, *(labels[k] for k in LABELS[metric]))]
+
+    def count(self, metric: str, **labels: str) -> int:
+        """How many times the series was recorded (a histogram's sample count)."""
+        return self.counts[(metric, *(labels[k] for k in LABELS[metric]))]

@@ -24,11 +24,11 @@ from typing import Any
 from nemoguardrails.actions.rail_outcome import RailOutcome
 
 from .audit import AuditLog
-from .metrics import ModerationMetrics, shared_metrics
-from .moderations import ModerationResponse, moderation_response
+from .metrics import CountingMetrics, ModerationMetrics
 from .policy import Policy, PolicyError, PolicyInfo, PolicySet, RailSpec
+from .provider import EngineLLMError
 from .rails.base import apply_masks
-from .stream import StreamGuard
+from .stream import StreamGuard, stream_guard
 from .verdict import Direction, Finding, Verdict
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class Moderator:
     Args:
         policies: The loaded policies.
         llms: Creates the models of a policy that has model rails (default: :func:`nemo_llms`).
-        metrics: Where to count (default: the process-wide metrics).
+        metrics: Where to count (the Moderation deployment injects the platform's metrics;
+            default: in memory).
         audit: Where audit events go (default: the ``mistral_serve.audit`` logger, without text).
     """
 
@@ -83,7 +84,7 @@ class Moderator:
         audit: AuditLog | None = None,
     ) -> None:
         self.policies = policies
-        self.metrics = metrics or shared_metrics()
+        self.metrics = metrics or CountingMetrics()
         self.audit = audit or AuditLog()
         make_llms = llms or nemo_llms
         self._rails: dict[tuple[str, Direction], tuple[RailSpec, ...]] = {}
@@ -130,12 +131,6 @@ class Moderator:
         """
         return await self._check(text, "output", policy, request_id, team, context, audit_masks=not window)
 
-    async def moderate(
-        self, texts: Sequence[str], policy: str | None = None, *, request_id: str | None = None, team: str | None = None
-    ) -> ModerationResponse:
-        """The Moderations API response for ``texts``, from the policy's input rails."""
-        return moderation_response(await self.check_inputs(texts, policy, request_id=request_id, team=team))
-
     def info(self, policy: str | None = None) -> PolicyInfo:
         """The policy's name, version, system prompt and stream settings."""
         return self.policies.get(policy).info()
@@ -150,13 +145,7 @@ class Moderator:
     ) -> StreamGuard:
         """A :class:`StreamGuard` that checks windows of one output stream in this process."""
         settings = self.policies.get(policy).stream
-
-        async def check(window: str) -> Verdict:
-            return await self.check_output(
-                window, policy, request_id=request_id, team=team, context=context, window=True
-            )
-
-        return StreamGuard(check, settings)
+        return stream_guard(self.check_output, policy, settings, request_id=request_id, team=team, context=context)
 
     # ---- internals ----------------------------------------------------------------------------
 
@@ -212,8 +201,11 @@ class Moderator:
         started = time.perf_counter()
         try:
             outcome = await asyncio.wait_for(library.check(run.text, context), spec.settings.timeout_s)
-        except Exception:  # includes TimeoutError and upstream HTTP errors NeMo re-raises
-            logger.warning("rail %s failed (policy %s)", spec.name, run.policy.name, exc_info=True)
+        except (TimeoutError, EngineLLMError) as exc:  # the engine's failures arrive as EngineLLMError
+            logger.warning("rail %s failed (policy %s): %s", spec.name, run.policy.name, exc or type(exc).__name__)
+            outcome = RailOutcome.failure()
+        except Exception:  # a bug in a rail or in NeMo: still a failed rail, never a failed request
+            logger.exception("rail %s raised (policy %s)", spec.name, run.policy.name)
             outcome = RailOutcome.failure()
         finally:
             self._timer(spec.name, run.policy.name).observe(time.perf_counter() - started)

@@ -1,12 +1,13 @@
 """Policies: NeMo Guardrails config directories under ``guardrails/policies/<name>/``.
 
 A policy is loaded, validated and compiled once, at startup: its ``config.yml`` (plus any other
-``*.yml``, ``*.co`` and prompts) is parsed by NeMo's ``RailsConfig``; every configured flow must map to
+``*.yml``, ``*.co`` and prompts) is parsed by NeMo's ``RailsConfig``, and the Colang flows every
+policy shares (:data:`SHARED_COLANG`) are added to it; every configured flow must map to
 a rail that can run here; offline rails compile their patterns and YARA rules; library flows are
 compiled by NeMo. Anything wrong raises :class:`PolicyError` naming the policy and the problem, so a
 broken policy stops startup and never fails a request.
 
-Each policy has a version: a hash of its files (and of :data:`RAILS_REVISION`), which the prompt cache
+Each policy has a version: a hash of its files, of the shared flows and of :data:`RAILS_REVISION`, which the prompt cache
 puts in its key so that changing a policy never serves answers moderated under the old one.
 """
 
@@ -32,6 +33,8 @@ from .verdict import Direction
 RAILS_REVISION = "1"
 SETTINGS_KEY = "mistral_serve"
 PACKAGED_POLICIES = Path(__file__).parent / "policies"
+# The Colang flows of mistral-serve's offline rails, written once for every policy.
+SHARED_COLANG = Path(__file__).parent / "colang" / "rails.co"
 
 
 class PolicyError(ValueError):
@@ -137,8 +140,10 @@ class Policy:
 
 
 def policy_version(path: Path) -> str:
-    """Hash of every file of a policy directory (names and contents) and of the rails revision."""
+    """Hash of every file of a policy directory (names and contents), of the shared flows and of
+    the rails revision."""
     digest = hashlib.sha256(f"rails-revision:{RAILS_REVISION}\0".encode())
+    digest.update(b"shared:" + SHARED_COLANG.read_bytes() + b"\0")
     for file in sorted(p for p in path.rglob("*") if p.is_file() and not _ignored(p.relative_to(path))):
         digest.update(file.relative_to(path).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -225,6 +230,22 @@ def _resolve_yara_path(config: RailsConfig, policy_dir: Path) -> None:
         section.yara_path = str((policy_dir / section.yara_path).resolve())
 
 
+def with_shared_flows(config: RailsConfig) -> RailsConfig:
+    """``config`` plus the shared flows (:data:`SHARED_COLANG`) it does not define itself.
+
+    NOTE: only the Colang parts are joined (flows, bot and user messages); NeMo's ``+`` would
+    also reset rail settings the policy set (e.g. ``injection_detection.yara_path``).
+    """
+    shared = RailsConfig.from_content(colang_content=SHARED_COLANG.read_text())
+    own = {f.get("id") for f in config.flows if isinstance(f, dict)}
+    flows = [*config.flows, *(f for f in shared.flows if not (isinstance(f, dict) and f.get("id") in own))]
+    return config.model_copy(update={
+        "flows": flows,
+        "bot_messages": {**shared.bot_messages, **config.bot_messages},
+        "user_messages": {**shared.user_messages, **config.user_messages},
+    })
+
+
 def load_policy(path: Path) -> Policy:
     """Loads, validates and compiles one policy directory.
 
@@ -236,7 +257,7 @@ def load_policy(path: Path) -> Policy:
     if not (path / "config.yml").is_file():
         raise PolicyError(f"policy {name!r}: {path} has no config.yml")
     try:
-        config = RailsConfig.from_path(str(path))
+        config = with_shared_flows(RailsConfig.from_path(str(path)))
     except Exception as exc:  # NeMo raises many types for bad YAML, Colang or fields
         reason = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         raise PolicyError(f"policy {name!r}: NeMo Guardrails cannot load it: {reason}") from None

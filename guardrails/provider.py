@@ -2,8 +2,8 @@
 
 Model-based rails (self check input/output) call NeMo's ``LLMModel`` interface; this provider
 implements it by rendering the prompt with the served model's chat template, tokenizing it, and
-streaming an :class:`~serve.engine.types.EngineRequest` from the Engine deployment through a Ray
-Serve handle: no external API, no second copy of the weights.
+streaming an :class:`~serve.engine.api.EngineRequest` from the Engine deployment through the
+injected :class:`~serve.engine.api.EngineClient`: no external API, no second copy of the weights.
 
 Registration is explicit (no import-time side effects)::
 
@@ -23,16 +23,22 @@ from typing import Any
 from nemoguardrails import register_provider
 from nemoguardrails.types import ChatMessage, LLMResponse, LLMResponseChunk, UsageInfo
 
-from serve.engine.client import EngineClient
-from serve.engine.types import EngineRequest, SamplingParams
+from serve.engine.api import EngineClient, EngineFailure, EngineRequest, SamplingParams
 
 PROVIDER_NAME = "mistral_serve"
 # NeMo asks for `lowest_temperature` (0.001) to mean "as deterministic as possible": greedy here.
 GREEDY_BELOW = 0.01
+# Trimming a judge prompt to the context: the marker left where text was cut, a margin for its
+# tokens and for re-tokenisation at the seams, the least text worth judging, and how often to retry.
+_TRIM_MARKER = "\n[... text omitted to fit the moderator's context ...]\n"
+_TRIM_MARKER_TOKENS = 32
+_MIN_KEPT_TOKENS = 64
+_FIT_ATTEMPTS = 3
 
 
 class EngineLLMError(RuntimeError):
-    """The engine ended a moderation call with an error or a cancellation."""
+    """The engine could not answer a moderation call (overloaded, unavailable, failed, cancelled,
+    or the prompt does not fit); the moderator handles it as a failed rail (its ``on_error``)."""
 
 
 class EngineLLM:
@@ -82,13 +88,8 @@ class EngineLLM:
             messages = [{"role": "user", "content": prompt}]
         else:
             messages = [{"role": m.role.value, "content": m.content or ""} for m in prompt]
-        encoded = self._tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=True, return_dict=True
-        )
-        ids = tuple(encoded["input_ids"])
         max_tokens = int(kwargs.get("max_tokens") or self._default_max_tokens)
-        if self._max_model_len is not None and len(ids) + max_tokens > self._max_model_len:
-            raise EngineLLMError(f"moderation prompt of {len(ids)} tokens does not fit the context")
+        ids = self._fitted(messages, max_tokens)
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
         return EngineRequest(
             request_id=f"moderation-{uuid.uuid4().hex}",
@@ -101,6 +102,39 @@ class EngineLLM:
             ),
         )
 
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        encoded = self._tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    def _fitted(self, messages: list[dict[str, str]], max_tokens: int) -> tuple[int, ...]:
+        """The prompt's token ids, trimmed to fit the context with ``max_tokens`` to spare.
+
+        A judge prompt longer than the context (a long input under review) is not given up on: the
+        middle of its longest message is cut, keeping the judge's instructions, the start and the
+        end of the text under review, and a marker where text was left out. (The offline rails
+        always see the whole text.)
+        """
+        ids = self._encode(messages)
+        if self._max_model_len is None:
+            return tuple(ids)
+        budget = self._max_model_len - max_tokens
+        for _ in range(_FIT_ATTEMPTS):
+            excess = len(ids) - budget
+            if excess <= 0:
+                return tuple(ids)
+            longest = max(range(len(messages)), key=lambda i: len(messages[i]["content"]))
+            content = self._tokenizer.encode(messages[longest]["content"], add_special_tokens=False)
+            keep = len(content) - excess - _TRIM_MARKER_TOKENS
+            if keep < _MIN_KEPT_TOKENS:
+                break
+            head, tail = content[: keep // 2], content[len(content) - (keep - keep // 2):]
+            trimmed = self._tokenizer.decode(head) + _TRIM_MARKER + self._tokenizer.decode(tail)
+            messages = [*messages[:longest], {**messages[longest], "content": trimmed}, *messages[longest + 1:]]
+            ids = self._encode(messages)
+        raise EngineLLMError(f"moderation prompt of {len(ids)} tokens cannot be trimmed to the context")
+
     async def stream_async(
         self, prompt: str | list[ChatMessage], *, stop: list[str] | None = None, **kwargs: Any
     ) -> AsyncIterator[LLMResponseChunk]:
@@ -108,20 +142,23 @@ class EngineLLM:
         request = self._request(prompt, stop, kwargs)
         self.calls += 1
         prompt_tokens, completion_tokens = len(request.prompt_token_ids), 0
-        async for output in self._backend.generate(request):
-            completion_tokens += output.num_tokens
-            if output.finish_reason in ("error", "cancelled"):
-                raise EngineLLMError(f"engine finished with {output.finish_reason}")
-            usage = None
-            if output.finish_reason is not None:
-                usage = UsageInfo(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-            yield LLMResponseChunk(
-                delta_content=output.text,
-                model=self._model,
-                finish_reason=output.finish_reason,  # type: ignore[arg-type]
-                request_id=request.request_id,
-                usage=usage,
-            )
+        try:
+            async for output in self._backend.generate(request):
+                completion_tokens += output.num_tokens
+                if output.finish_reason in ("error", "cancelled"):
+                    raise EngineLLMError(f"engine finished with {output.finish_reason}")
+                usage = None
+                if output.finish_reason is not None:
+                    usage = UsageInfo(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+                yield LLMResponseChunk(
+                    delta_content=output.text,
+                    model=self._model,
+                    finish_reason=output.finish_reason,  # type: ignore[arg-type]
+                    request_id=request.request_id,
+                    usage=usage,
+                )
+        except EngineFailure as exc:
+            raise EngineLLMError(f"engine call failed: {type(exc).__name__}") from exc
 
     async def generate_async(
         self, prompt: str | list[ChatMessage], *, stop: list[str] | None = None, **kwargs: Any

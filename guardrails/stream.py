@@ -19,12 +19,39 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .policy_settings import StreamSettings
 from .rails.base import apply_masks
 from .verdict import Finding, Verdict
 
 WindowCheck = Callable[[str], Awaitable[Verdict]]
+
+
+class CheckOutput(Protocol):
+    """``check_output`` of a moderation client (the Moderator, or the deployment's client)."""
+
+    def __call__(self, text: str, policy: str | None = None, *, request_id: str | None = None,
+                 team: str | None = None, context: str | None = None, window: bool = False) -> Awaitable[Verdict]: ...
+
+
+def window_check(check_output: CheckOutput, policy: str | None, *, request_id: str | None = None,
+                 team: str | None = None, context: str | None = None) -> WindowCheck:
+    """The check of one stream window: the output rails of ``policy`` with ``window=True``.
+
+    The one place this closure is written: :func:`stream_guard`, the moderator and the gateway use it.
+    """
+
+    async def check(window: str) -> Verdict:
+        return await check_output(window, policy, request_id=request_id, team=team, context=context, window=True)
+
+    return check
+
+
+def stream_guard(check_output: CheckOutput, policy: str | None, settings: StreamSettings, *,
+                 request_id: str | None = None, team: str | None = None, context: str | None = None) -> StreamGuard:
+    """A :class:`StreamGuard` for one output stream (one per choice) of ``policy``."""
+    return StreamGuard(window_check(check_output, policy, request_id=request_id, team=team, context=context), settings)
 
 
 @dataclass(frozen=True)
@@ -131,25 +158,6 @@ class StreamGuard:
         self._pending = pending[cut:]
         self._released = (self._released + text)[-max(lookback, 1):]
         return StreamStep(text=text)
-
-
-async def passed_prefix(check: WindowCheck, text: str, settings: StreamSettings) -> tuple[str, Verdict | None]:
-    """The part of a whole output that passes window by window, and the blocking verdict if any.
-
-    For a non-streamed output whose whole-text check blocked: the gateway can still return the
-    text up to the last passed window, exactly as a stream would have delivered it.
-    """
-    guard = StreamGuard(check, settings)
-    released = []
-    step_size = max(1, settings.window_chars)
-    for start in range(0, len(text), step_size):
-        step = await guard.feed(text[start : start + step_size])
-        released.append(step.text)
-        if step.blocked:
-            return "".join(released), step.verdict
-    step = await guard.finish()
-    released.append(step.text)
-    return "".join(released), step.verdict
 
 
 def _shift(finding: Finding, offset: int) -> Finding:

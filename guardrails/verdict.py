@@ -22,7 +22,7 @@ class Finding:
     Attributes:
         rail: The rail that found it (e.g. ``personal_data``).
         category: What it is, in the moderation taxonomy (e.g. ``personal-data``); see
-            :mod:`guardrails.moderations` for how categories map to the Moderations API.
+            :mod:`serve.gateway.moderation_results` for how categories map to the Moderations API.
         kind: The finer kind (``email``, ``aws_access_key``, ``override`` ...), for audit.
         action: ``block`` stops the text; ``mask`` replaces the span with ``replacement``.
         start: Start offset in the checked text (``-1`` when the rail reports no span).

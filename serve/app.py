@@ -7,14 +7,19 @@ Ray's own tooling uses the import path ``serve.app:build_app``::
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ray.serve import Application
 
-from .config import AppConfig, load_config
+from .config import AppConfig, ModerationConfig, load_config
+from .engine.client import RayEngineClient
 from .engine.deployment import EngineDeployment
-from .engine.loader import check_model_available, context_length, load_model_config, resolve_model_source
+from .engine.loader import (
+    check_model_available, context_length, load_model_config, load_tokenizer, resolve_model_source,
+)
 from .gateway.deployment import GatewayDeployment
+from .metrics import moderation_metrics
 from .settings import Settings
 
 
@@ -33,17 +38,42 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     ).bind(source, config.model.revision, config.engine)
     moderation = policies = None
     if config.moderation.enabled:
-        from guardrails.deployment import ModerationDeployment
         from guardrails.policy import load_policies
 
         policies = load_policies(config.moderation.policies_dir, config.moderation.default_policy).infos()
         max_model_len = context_length(load_model_config(source, config.model.revision), config.engine.max_model_len)
-        moderation = ModerationDeployment.options(
-            **config.moderation.deployment.serve_options(config.moderation.default_max_ongoing())
-        ).bind(config.moderation, engine, source, config.model.revision, max_model_len)
+        moderation = bind_moderation(
+            config.moderation, engine, source, config.model.revision, max_model_len,
+            **config.moderation.deployment.serve_options(config.moderation.default_max_ongoing()),
+        )
     return GatewayDeployment.options(
         **config.gateway.deployment.serve_options(config.gateway.default_max_ongoing())
     ).bind(engine, source, config, moderation=moderation, policies=policies)
+
+
+def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | None = None,
+                    revision: str | None = None, max_model_len: int | None = None, **options: Any) -> Application:
+    """Binds the Moderation deployment with what it needs from the platform, injected here.
+
+    ``guardrails`` imports nothing from ``serve`` but the engine interface: the engine client
+    class, the tokenizer loader and the metrics factory travel as arguments (Ray pickles them by
+    reference and calls them in the replica).
+
+    Args:
+        config: The moderation section of the deployment config.
+        engine: The Engine deployment (bound application or handle), for model rails.
+        source: ``from_pretrained`` argument of the served model (its tokenizer renders self-checks).
+        revision: Hub revision of the served model.
+        max_model_len: Context limit of the engine.
+        **options: Ray Serve deployment options (replicas, CPUs, ...).
+    """
+    from guardrails.deployment import ModerationDeployment
+
+    tokenizer = functools.partial(load_tokenizer, source, revision) if source is not None else None
+    return ModerationDeployment.options(**options).bind(
+        config, engine, engine_client=RayEngineClient if engine is not None else None, tokenizer=tokenizer,
+        max_model_len=max_model_len, metrics=moderation_metrics,
+    )
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import AppConfig, load_config, packaged_config_path
 from .local_stack import STACK_FILE, EmbeddedRedis, LocalStack, redis_url_for_commands
+from .serve_config import ray_serve_config
 from .settings import Settings
 from .tenancy.keys import InvalidTeamName, KeyStore
 from .tenancy.usage import usage_report
@@ -272,25 +273,6 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def ray_serve_config(config: AppConfig) -> dict:
-    """A Ray Serve config file (for ``serve run FILE`` / ``serve deploy FILE``) embedding ``config``.
-
-    The deployment config travels inline in the application's ``args``, so the cluster needs no
-    copy of the YAML file: the same shape the Helm chart renders into ``serveConfigV2``.
-    """
-    return {
-        "http_options": {"host": config.http.host, "port": config.http.port},
-        "applications": [
-            {
-                "name": config.name,
-                "route_prefix": "/",
-                "import_path": "serve.app:build_app",
-                "args": config.model_dump(mode="json", exclude={"http"}),
-            }
-        ],
-    }
-
-
 def cmd_ray_config(args: argparse.Namespace) -> int:
     """Prints the Ray Serve config file for a deployment config."""
     import yaml
@@ -343,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     tiny.set_defaults(func=cmd_make_tiny_model)
 
-    from .ops.cli import register as register_ops
+    from .operator_cli.cli import register as register_ops
 
     register_ops(commands)
     return parser

@@ -1,7 +1,9 @@
 """Typed API errors and their one mapping to OpenAI's error envelope.
 
-Every error a client can see is an :class:`APIError`. Anything else raised while serving a
-request becomes a generic 500 whose message reveals nothing internal.
+Every error a client can see is an :class:`APIError`. The engine's own exceptions
+(:mod:`serve.engine.errors`) become API errors in :func:`api_error`, the one place that maps them.
+Anything else raised while serving a request becomes a generic 500 whose message reveals nothing
+internal.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from .engine.errors import EngineFailure, EngineOverloaded, EngineUnavailable
 from .protocol import ErrorBody, ErrorResponse
 
 
@@ -131,16 +134,16 @@ class ServiceUnavailableError(APIError):
     type = "server_error"
 
 
-class EngineError(APIError):
-    """Generation failed inside the engine (500); details stay in the server log."""
+class InternalError(APIError):
+    """Generation failed, or anything unexpected (500); details stay in the server log."""
 
     status = 500
     type = "server_error"
 
 
-def internal_error() -> EngineError:
+def internal_error() -> InternalError:
     """The error clients see for any unexpected failure: it reveals nothing internal."""
-    return EngineError(message="The server had an error while processing your request.", code="internal_error")
+    return InternalError(message="The server had an error while processing your request.", code="internal_error")
 
 
 def overloaded_error(status: int, retry_after_s: float | None) -> APIError:
@@ -184,3 +187,20 @@ def payload_too_large_error(limit_bytes: int) -> PayloadTooLargeError:
         message=f"The request body is too large: this API accepts at most {limit_bytes} bytes.",
         code="request_too_large",
     )
+
+
+def api_error(error: BaseException) -> APIError:
+    """The API error a client sees for ``error``: the one mapping of engine exceptions.
+
+    An :class:`APIError` is itself; an engine overload is the deployment's configured 503 or 429
+    with ``Retry-After``; a lost engine a 503 to retry; anything else a generic 500.
+    """
+    if isinstance(error, APIError):
+        return error
+    if isinstance(error, EngineOverloaded):
+        return overloaded_error(error.status_hint, error.retry_after_s)
+    if isinstance(error, EngineUnavailable):
+        return engine_unavailable_error(error.retry_after_s)
+    if isinstance(error, EngineFailure):
+        return internal_error()
+    return internal_error()

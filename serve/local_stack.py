@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import redis
+
+from .netutil import free_port
 
 STACK_FILE = "local-stack.json"
 
@@ -45,15 +46,6 @@ class LocalStack:
         return cls(**json.loads(path.read_text())) if path.is_file() else None
 
 
-def _free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != 6379:  # may belong to another Redis on this machine
-            return port
-
-
 class EmbeddedRedis:
     """A Redis server process owned by this process.
 
@@ -65,7 +57,7 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path, port: int | None = None, password: str | None = None) -> None:
         self.data_dir = data_dir
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(16)
         self._process: subprocess.Popen | None = None
 

@@ -1,4 +1,4 @@
-"""The platform's own Prometheus metrics: the one module that defines them (DESIGN convention 7).
+"""The platform's own Prometheus metrics: the one module that defines them (the one metrics catalogue; see docs/architecture.md).
 
 Ray Serve replicas are Ray worker processes; a ``prometheus_client`` registry inside one is never
 scraped. Metrics are therefore Ray metrics (:mod:`ray.serve.metrics`): each replica records them
@@ -12,13 +12,14 @@ chart). Two consequences shape the names:
   when the metric is recorded inside a replica; those names are reserved and never appear in
   ``tags`` below.
 
-Nothing is created at import time (DESIGN convention 6): :func:`platform_metrics` creates the
+Nothing is created at import time (no import-time side effects): :func:`platform_metrics` creates the
 Ray metric objects on first use, once per process. Recording before ``ray.init`` (unit tests,
 benchmarks) is a no-op.
 
 The gateway calls :func:`record_request`, :func:`record_cache`, :func:`record_redis`,
 :func:`record_block` and :func:`record_fail_open`; the moderation layer records through
-:func:`moderation_metrics`; the engine deployment runs an :class:`EngineMetricsReporter`. ``docs/metrics.md`` is :func:`markdown_table` (a test keeps it in
+:func:`moderation_metrics` (injected by the app builder); the engine deployment's
+:class:`serve.engine.telemetry.EngineMetricsReporter` records the engine's. ``docs/metrics.md`` is :func:`markdown_table` (a test keeps it in
 sync): ``python -m serve.metrics`` prints it.
 """
 
@@ -26,13 +27,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from .engine.telemetry import EngineTelemetry
-from .engine.types import EngineStats
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +199,7 @@ def platform_metrics() -> PlatformMetrics:
     return PlatformMetrics()
 
 
-def _safely(record: Callable[..., None]) -> Callable[..., None]:
+def safely(record: Callable[..., None]) -> Callable[..., None]:
     """Metrics must never fail a request: a recording error is logged once and swallowed."""
 
     @functools.wraps(record)
@@ -220,7 +217,7 @@ def _safely(record: Callable[..., None]) -> Callable[..., None]:
 UNAUTHENTICATED_TEAM = "-"
 
 
-@_safely
+@safely
 def record_request(team: str | None, endpoint: str, status: int, prompt_tokens: int = 0,
                    completion_tokens: int = 0, ttft_s: float | None = None, e2e_s: float | None = None) -> None:
     """Counts one finished API request (gateway).
@@ -245,7 +242,7 @@ def record_request(team: str | None, endpoint: str, status: int, prompt_tokens: 
         m.observe("mistral_serve_request_duration_seconds", e2e_s, team=team, endpoint=endpoint)
 
 
-@_safely
+@safely
 def record_cache(result: CacheResult, team: str) -> None:
     """Counts one prompt cache outcome (gateway): ``hit``, ``miss`` or ``bypass``."""
     platform_metrics().inc("mistral_serve_cache_requests_total", team=team, result=result)
@@ -254,7 +251,7 @@ def record_cache(result: CacheResult, team: str) -> None:
 AccountingOutcome = Literal["written", "buffered", "retried", "dropped"]
 
 
-@_safely
+@safely
 def record_accounting(kind: str, outcome: AccountingOutcome, pending: int) -> None:
     """Counts one accounting write (gateway) and sets the size of the retry buffer."""
     m = platform_metrics()
@@ -262,13 +259,13 @@ def record_accounting(kind: str, outcome: AccountingOutcome, pending: int) -> No
     m.set("mistral_serve_accounting_buffered", pending)
 
 
-@_safely
+@safely
 def record_redis(result: RedisResult) -> None:
     """Counts one Redis operation (gateway): ``ok``, ``error``, ``timeout``, ``refused`` or ``rejected``."""
     platform_metrics().inc("mistral_serve_redis_operations_total", result=result)
 
 
-@_safely
+@safely
 def record_block(rail: str, action: str, policy: str, team: str) -> None:
     """Counts one moderation block.
 
@@ -282,7 +279,7 @@ def record_block(rail: str, action: str, policy: str, team: str) -> None:
                            policy=policy)
 
 
-@_safely
+@safely
 def record_fail_open(rail: str, policy: str) -> None:
     """Counts one moderation check that could not run and let the content through."""
     platform_metrics().inc("mistral_serve_moderation_fail_open_total", rail=rail, policy=policy)
@@ -319,7 +316,7 @@ class LabelledMetric:
         tags = {**dict(zip(self.spec.tags, map(str, values))), **{k: str(v) for k, v in tags.items()}}
         return _Bound(self, tags)
 
-    @_safely
+    @safely
     def record(self, amount: float, tags: dict[str, str]) -> None:
         m = platform_metrics()
         if self.spec.kind == "histogram":
@@ -332,8 +329,8 @@ class LabelledMetric:
 
 @dataclass
 class ModerationMetrics:
-    """The moderation layer's metrics with the attribute names and ``labels()`` API of
-    ``guardrails.metrics.ModerationMetrics``, recorded as Ray metrics (see
+    """The moderation layer's metrics with the attribute names and ``labels()`` API of the
+    ``guardrails.metrics.ModerationMetrics`` interface, recorded as Ray metrics (see
     :func:`moderation_metrics`). A rail error whose ``on_error`` let the text through also counts
     as a fail-open event."""
 
@@ -351,8 +348,9 @@ def _fail_open(tags: dict[str, str]) -> None:
 
 @functools.cache
 def moderation_metrics() -> ModerationMetrics:
-    """The moderation layer's metrics for a replica (what ``guardrails.metrics.shared_metrics``
-    should return: prometheus_client metrics in a Ray replica are never scraped)."""
+    """The moderation layer's metrics for a replica, implementing ``guardrails.metrics.ModerationMetrics``
+    (the app builder injects this factory into the Moderation deployment; prometheus_client metrics
+    in a Ray replica are never scraped)."""
     return ModerationMetrics(
         rail_actions=LabelledMetric("mistral_serve_moderation_rail_actions_total"),
         verdicts=LabelledMetric("mistral_serve_moderation_verdicts_total"),
@@ -360,66 +358,6 @@ def moderation_metrics() -> ModerationMetrics:
         rail_seconds=LabelledMetric("mistral_serve_moderation_rail_seconds"),
         check_seconds=LabelledMetric("mistral_serve_moderation_check_seconds"),
     )
-
-
-class EngineMetricsReporter:
-    """Moves an engine's telemetry into Ray metrics from a background thread.
-
-    The batching thread only appends timings to an :class:`EngineTelemetry` (cheap, no Ray
-    calls on the hot path); every ``interval_s`` this thread drains them into the histograms and
-    counters and sets the queue gauges from ``stats()``.
-
-    Args:
-        telemetry: What the engine records into.
-        stats: Returns the engine's current counters (running, waiting).
-        batch_slots: The engine's ``max_batch_size``.
-        interval_s: Seconds between flushes.
-    """
-
-    def __init__(self, telemetry: EngineTelemetry, stats: Callable[[], EngineStats], batch_slots: int,
-                 interval_s: float = 1.0) -> None:
-        self._telemetry = telemetry
-        self._stats = stats
-        self._batch_slots = batch_slots
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="engine-metrics", daemon=True)
-
-    def start(self) -> EngineMetricsReporter:
-        """Starts the flushing thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Flushes once more and stops the thread."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.flush()
-        self.flush()
-
-    @_safely
-    def flush(self) -> None:
-        """Records everything collected since the previous flush."""
-        m = platform_metrics()
-        samples = self._telemetry.drain()
-        for value in samples.ttft_s:
-            m.observe("mistral_serve_engine_time_to_first_token_seconds", value)
-        for value in samples.itl_s:
-            m.observe("mistral_serve_engine_inter_token_latency_seconds", value)
-        for value in samples.duration_s:
-            m.observe("mistral_serve_engine_sequence_duration_seconds", value)
-        m.inc("mistral_serve_engine_prompt_tokens_total", samples.prompt_tokens)
-        m.inc("mistral_serve_engine_generated_tokens_total", samples.generated_tokens)
-        for reason, count in samples.finished.items():
-            m.inc("mistral_serve_engine_sequences_total", count, finish_reason=reason)
-        stats = self._stats()
-        m.set("mistral_serve_engine_waiting_sequences", stats.waiting)
-        m.set("mistral_serve_engine_running_sequences", stats.running)
-        m.set("mistral_serve_engine_batch_slots", self._batch_slots)
 
 
 def markdown_table() -> str:

@@ -1,7 +1,7 @@
-"""Pydantic models mirroring the OpenAI API: requests, responses, stream chunks, errors.
+"""Pydantic models mirroring the OpenAI API: requests, responses, stream chunks, moderations, errors.
 
 Requests ignore unknown fields (clients send newer options than we know); responses carry
-exactly OpenAI's shape. Conversion to engine parameters lives in :mod:`serve.engine.adapter`.
+exactly OpenAI's shape. Conversion to engine parameters lives in :mod:`serve.gateway.adapter`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
-class _SamplingRequest(_Request):
+class SamplingRequest(_Request):
     """Fields shared by chat and text completions."""
 
     model: str
@@ -114,7 +114,7 @@ class _SamplingRequest(_Request):
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
 
 
-class ChatCompletionRequest(_SamplingRequest):
+class ChatCompletionRequest(SamplingRequest):
     """``POST /v1/chat/completions``."""
 
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
@@ -128,7 +128,7 @@ class ChatCompletionRequest(_SamplingRequest):
         return self
 
 
-class CompletionRequest(_SamplingRequest):
+class CompletionRequest(SamplingRequest):
     """``POST /v1/completions`` (legacy text completions)."""
 
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=MAX_PROMPTS)]
@@ -279,3 +279,44 @@ class ErrorResponse(BaseModel):
     """OpenAI's error envelope: ``{"error": {...}}``."""
 
     error: ErrorBody
+
+
+# ---- /v1/moderations ------------------------------------------------------------------------
+
+# OpenAI's moderation categories: always present in a result, so clients that parse them work.
+OPENAI_CATEGORIES: tuple[str, ...] = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+)
+MAX_MODERATION_INPUTS = 64
+
+
+class ModerationRequest(_Request):
+    """The ``POST /v1/moderations`` body; unknown fields are ignored, as for the other routes."""
+
+    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_MODERATION_INPUTS)] = Field(
+        description="A text or a list of texts to classify."
+    )
+    model: str | None = Field(default=None, description="Ignored: the caller's policy decides the rails.")
+
+    def texts(self) -> list[str]:
+        """The input(s) as a list."""
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ModerationResult(BaseModel):
+    """The classification of one input."""
+
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[Literal["text"]]]
+
+
+class ModerationResponse(BaseModel):
+    """The ``POST /v1/moderations`` response body."""
+
+    id: str
+    model: str
+    results: list[ModerationResult]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import math
 import os
@@ -26,7 +25,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from serve.netutil import require_loopback  # noqa: F401 - ops/bench/tenancy.py uses it from here
 
 from .prompts import PROMPTS
 
@@ -72,23 +72,6 @@ class LevelStats:
     e2e_p50_s: float | None
     e2e_p99_s: float | None
     error_samples: list[str] = field(default_factory=list)
-
-
-def require_loopback(base_url: str, allow_remote: bool = False) -> None:
-    """Refuses a base URL whose host is not a loopback address (or ``localhost``).
-
-    Raises:
-        ValueError: the host is not loopback and ``allow_remote`` is False.
-    """
-    host = urlsplit(base_url).hostname or ""
-    if allow_remote or host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False  # a host name: not resolved on purpose, DNS could point anywhere
-    if not loopback:
-        raise ValueError(f"{base_url} is not a loopback address; pass --allow-remote to load-test it")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

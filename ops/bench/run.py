@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from serve.netutil import free_port
 
 from . import engine_compare, load, tenancy
 
@@ -61,13 +62,6 @@ class Service:
     api_key: str
     log_path: Path
     redis_url: str
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _service_command(config: Path, port: int) -> list[str]:

@@ -18,8 +18,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "mistral-serve"
-# KubeRay v1.7 CRDs, in the team's shared folder beside the repository.
-KUBERAY_CRDS = ROOT.parent / "shared" / "schemas" / "kuberay"
+# KubeRay v1.7 CRDs vendored in the repository (crds/README.md: source, version, licence).
+KUBERAY_CRDS = Path(__file__).resolve().parent / "crds"
 CRD_FILES = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/\"]+):(?P<rest>.*)$")
@@ -126,6 +126,28 @@ The `serve` block is the deployment config of `serve/configs/*.yaml` (documented
 `serve/config.py`) with camelCase keys; the chart renders it into the RayService's
 `serveConfigV2` exactly as `mistral-serve ray-config` does.
 
+## Security defaults
+
+- **Network**: the NetworkPolicies admit Ray's own ports (GCS, dashboard, agents, object manager)
+  only from this release's Ray pods; the Ray dashboard/Jobs API (8265) and the dashboard agent
+  (52365) also from the KubeRay operator (`networkPolicy.operatorFrom`); the API port only from
+  the Ingress controller (`networkPolicy.apiFrom`) and the operator (proxy health checks); metrics only from Prometheus
+  (`networkPolicy.metricsFrom`). Redis admits only the pods that host Gateway replicas.
+- **Ray authentication**: Ray's token authentication is on (`rayAuth`, KubeRay `authOptions`).
+- **Secrets**: the admin token and the Redis URL/password reach only the worker groups with
+  `hostsGateway: true` (Gateway replicas are pinned there through a custom Ray resource), as
+  `secretKeyRef` environment variables; the Hugging Face token is a mounted file
+  (`HF_TOKEN_PATH`); the Redis password reaches `redis-server` through a config file on a memory
+  volume, never a command line.
+- **Ingress**: only `api.ingress.paths` (`/v1`) are published, with a body-size limit of
+  `api.ingress.maxBodyBytes` (8 MiB, the app's own limit); `/admin`, `/docs` and `/openapi.json`
+  never are. `/admin` can get its own Ingress on an internal IngressClass (`api.adminIngress`).
+- **Redis eviction**: the bundled Redis holds keys, quotas and usage and runs with
+  `maxmemory-policy noeviction`: accounting data is never evicted; when it is full, writes are
+  refused and the prompt cache bypasses (the cache is bounded by `serve.cache.maxEntries`,
+  `maxEntryBytes` and its TTL). `redis.cache.enabled` adds a second Redis for the prompt cache
+  only (`allkeys-lru`, no persistence), passed to the gateway as `MISTRAL_SERVE_CACHE_REDIS_URL`.
+
 ## Values
 
 | Key | Type | Default | Description |
@@ -140,13 +162,15 @@ _FREE_FORM = {
     "resources", "nodeSelector", "tolerations", "affinity", "rayStartParams", "annotations",
     "labels", "serviceAnnotations", "podLabels", "podAnnotations", "podSecurityContext",
     "securityContext", "policies", "imagePullSecrets", "extraEnv", "apiFrom", "metricsFrom",
-    "operatorFrom",
+    "operatorFrom", "dashboardFrom", "rayResources", "gpuWorkerGroups", "topologySpreadConstraints",
+    "extraVolumes", "extraVolumeMounts", "envFrom", "initContainers", "sidecars", "accessModes",
 }
 _ENUMS = {
     "image.pullPolicy": ["Always", "IfNotPresent", "Never"],
     "api.serviceType": ["ClusterIP", "NodePort", "LoadBalancer"],
     "autoscaler.upscalingMode": ["Default", "Aggressive", "Conservative"],
     "upgrade.strategy": ["NewCluster", "None", "NewClusterWithIncrementalUpgrade"],
+    "api.ingress.controller": ["nginx", "none"],
 }
 
 
@@ -242,6 +266,9 @@ def values_schema() -> dict:
     docs = {v.path: v.description for v in parse_values(text)}
     schema = _infer(values, "", docs)
     schema["properties"]["serve"] = serve_schema()
+    # Each extra GPU group overrides gpuWorkers' keys (and must name itself): same keys, no others.
+    gpu_group = {k: v for k, v in schema["properties"]["gpuWorkers"].items() if k != "description"}
+    schema["properties"]["gpuWorkerGroups"]["items"] = gpu_group | {"required": ["groupName"]}
     schema["properties"]["global"] = {"type": "object", "description": "Helm's global values (when used as a subchart)."}
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["title"] = "mistral-serve chart values"

@@ -24,11 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,9 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
+
+from serve.netutil import free_port, free_range, require_loopback  # noqa: F401 - require_loopback: for traffic.py
 
 FAKE_GPU = "fake_gpu"
 # Gateways (and anything else that belongs on CPU nodes) ask for a sliver of this resource, which
@@ -47,51 +46,6 @@ CPU_GROUP = "cpu_group"
 NODE_MARKER_PREFIX = "msnode_"
 _WORKER_PORTS_PER_NODE = 100
 T = TypeVar("T")
-
-
-def require_loopback(url: str) -> None:
-    """Refuses anything but a loopback URL: load and faults only ever go to this machine."""
-    host = urlsplit(url).hostname or ""
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"refusing to send load to {host!r}: only loopback addresses are allowed")
-
-
-# Ports are picked below Linux's ephemeral range (32768+), where the OS hands out ports for
-# outgoing connections and ``bind(0)``, and above Ray's default worker ports (10002-19999) that
-# other Ray instances on the machine use; a port picked here cannot be taken meanwhile by a
-# process of a starting node (or anyone's) asking the OS for a random one.
-_PORT_LOW, _PORT_HIGH = 20_000, 32_700
-_handed_out: set[int] = set()
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port() -> int:
-    """A TCP port that is free now, outside the ephemeral range, not handed out before here."""
-    for _ in range(1000):
-        port = random.randrange(_PORT_LOW, _PORT_HIGH)
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port found")
-
-
-def _free_range(count: int) -> int:
-    """The first port of ``count`` consecutive free ports (not handed out before here)."""
-    for _ in range(1000):
-        base = random.randrange(_PORT_LOW, _PORT_HIGH - count)
-        ports = range(base, base + count)
-        if not _handed_out.intersection(ports) and all(_bindable(p) for p in ports):
-            _handed_out.update(ports)
-            return base
-    raise RuntimeError("no free port range found")
 
 
 class GiveUp(Exception):
@@ -261,7 +215,7 @@ class LocalRayCluster:
         ports = {name: free_port() for name in (
             "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
             "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")}
-        base = _free_range(_WORKER_PORTS_PER_NODE)
+        base = free_range(_WORKER_PORTS_PER_NODE)
         resources = {**spec.resources, f"{NODE_MARKER_PREFIX}{spec.name}": 1}
         command = [
             self._ray, "start", "--block", "--disable-usage-stats",

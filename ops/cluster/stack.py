@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from serve.cli import ray_serve_config
+from serve.serve_config import ray_serve_config
 from serve.config import AppConfig, load_config
 from serve.local_stack import EmbeddedRedis
 

@@ -4,7 +4,9 @@ shipped as ConfigMaps for the Grafana sidecar).
 
 Rules every query follows (DESIGN convention 11, checked by tests/ops/test_dashboards.py):
 counters and histograms only through ``rate(...[$__rate_interval])`` (no lifetime averages),
-and every panel reads the ``$datasource`` variable. Each query also names its ``source`` (what
+every panel reads the ``$datasource`` variable, and every selector is scoped to the
+``$namespace`` and ``$release`` variables (:data:`SCOPE`; the NVIDIA DCGM exporter's GPU metrics
+carry the GPU's pod instead, so they match the release's pods by name). Each query also names its ``source`` (what
 produces the metric), which the Prometheus proof (``ops/dashboards/proof.py``) uses to tell which
 queries a running local stack must answer.
 """
@@ -22,16 +24,26 @@ from grafana_foundation_sdk.builders import timeseries as gts
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
+from ..alerts.promql import scope
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "ops" / "dashboards"
 CHART_OUT = ROOT / "helm" / "mistral-serve" / "files" / "dashboards"
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE = "[$__rate_interval]"
+# Every Ray and platform selector: the release chosen in the dashboard's variables.
+SCOPE = 'namespace="$namespace", release="$release"'
+# The DCGM exporter's GPU metrics name the pod using the GPU (namespace, pod): the release's Ray
+# pods are named after its RayService, which starts with the release name.
+GPU_SCOPE = 'namespace="$namespace", pod=~"$release-.*"'
+# The series the variables list namespaces and releases from (Serve's controller always exports it).
+VARIABLE_SERIES = "ray_serve_deployment_replica_healthy"
 
 # What produces a metric. ``ray``: Ray Serve's controller, proxies and routers; ``engine``: the
 # Engine deployment; ``gateway``: the Gateway deployment; ``moderation``: the moderation layer;
-# ``autoscaler``: the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling).
-SOURCES = ("ray", "engine", "gateway", "moderation", "autoscaler")
+# ``autoscaler``: the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling); ``dcgm``: the
+# NVIDIA DCGM exporter on GPU nodes.
+SOURCES = ("ray", "engine", "gateway", "moderation", "autoscaler", "dcgm")
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,10 @@ class Query:
     legend: str
     source: str
     event: bool = False
+
+    def __post_init__(self) -> None:
+        # Scoped once, here: the JSON, the tests and the Prometheus proof all see the same query.
+        object.__setattr__(self, "expr", scope(self.expr, SCOPE))
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,17 @@ AUTOSCALING: tuple[PanelSpec, ...] = (
         "Serve's proxy.", "reqps", (
             Query(f'sum by (status_code) (rate(ray_serve_num_http_requests_total{{status_code=~"429|503"}}{RATE}))',
                   "{{status_code}}", "ray"),
+        )),
+    PanelSpec(
+        "GPU utilisation", "Share of time each GPU of the release's workers was busy (NVIDIA DCGM exporter).",
+        "percent", (
+            Query(f"avg by (pod, gpu) (DCGM_FI_DEV_GPU_UTIL{{{GPU_SCOPE}}})", "{{pod}} GPU {{gpu}}", "dcgm"),
+        )),
+    PanelSpec(
+        "GPU memory", "Frame-buffer memory used and free per GPU (weights, KV cache, activations; MiB).",
+        "mbytes", (
+            Query(f"sum by (pod, gpu) (DCGM_FI_DEV_FB_USED{{{GPU_SCOPE}}})", "{{pod}} GPU {{gpu}} used", "dcgm"),
+            Query(f"sum by (pod, gpu) (DCGM_FI_DEV_FB_FREE{{{GPU_SCOPE}}})", "{{pod}} GPU {{gpu}} free", "dcgm"),
         )),
 )
 
@@ -189,6 +216,15 @@ def _panel(spec: PanelSpec, panel_id: int):
     return builder
 
 
+def _label_variable(name: str, label: str, series: str):
+    """A variable listing the values of label ``name`` on ``series`` (refreshed with the time range)."""
+    return (
+        gdash.QueryVariable(name).label(label).datasource(DATASOURCE)
+        .query(f"label_values({series}, {name})").refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(
+            dm.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
 def build(uid: str) -> dict:
     """One dashboard as Grafana JSON (a plain dict)."""
     title, description, panels = DASHBOARDS[uid]
@@ -196,6 +232,8 @@ def build(uid: str) -> dict:
         gdash.Dashboard(title).uid(uid).description(description).tags(["mistral-serve", "ray-serve"])
         .refresh("30s").time("now-1h", "now").timezone("browser").editable()
         .with_variable(gdash.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
+        .with_variable(_label_variable("namespace", "Namespace", VARIABLE_SERIES))
+        .with_variable(_label_variable("release", "Release", f'{VARIABLE_SERIES}{{namespace="$namespace"}}'))
     )
     for panel_id, spec in enumerate(panels, start=1):
         builder = builder.with_panel(_panel(spec, panel_id))

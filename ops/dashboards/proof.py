@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -30,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serve.netutil import free_port
+
 from . import queries
 from .. import alerts
 
@@ -38,14 +39,11 @@ from .. import alerts
 # so a minute holds several distinct samples of every series.
 RATE_INTERVAL = "1m"
 ALWAYS_REQUIRED = ("ray", "engine")
-NOT_LOCAL = {"autoscaler": "exists only with the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling)"}
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+NOT_LOCAL = {"autoscaler": "exists only with the Ray autoscaler of a KubeRay cluster (enableInTreeAutoscaling)",
+             "dcgm": "exists only where the NVIDIA DCGM exporter runs on GPU nodes"}
+# The labels a cluster's scrape gives every sample (namespace; release from the PodMonitor): the
+# proof's scrape sets them, and the dashboards' $namespace and $release variables take them.
+SCOPE_LABELS = {"namespace": "proof", "release": "proof"}
 
 
 class Prometheus:
@@ -72,7 +70,8 @@ class Prometheus:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self._rule_files],
-            "scrape_configs": [{"job_name": "ray", "static_configs": [{"targets": self._targets}]}],
+            "scrape_configs": [{"job_name": "ray", "static_configs": [{"targets": self._targets,
+                                                                       "labels": SCOPE_LABELS}]}],
         }
         config_path = self._workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
@@ -188,7 +187,7 @@ def evaluate(prom: Prometheus, required_sources: tuple[str, ...]) -> Report:
     for uid, title, query in queries():
         result = QueryResult(uid, title, query.expr, query.source, query.event)
         try:
-            result.series = len(prom.query(query.expr.replace("$__rate_interval", RATE_INTERVAL)))
+            result.series = len(prom.query(grafana_variables(query.expr)))
         except QueryError as error:
             result.error = str(error)
         report.queries.append(result)
@@ -199,6 +198,14 @@ def evaluate(prom: Prometheus, required_sources: tuple[str, ...]) -> Report:
         except QueryError as error:
             report.rules.append((rule["name"], "err", str(error)))
     return report
+
+
+def grafana_variables(expr: str) -> str:
+    """A dashboard query with Grafana's variables as the proof's scrape sets them."""
+    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
+    for name, value in SCOPE_LABELS.items():
+        expr = expr.replace(f"${name}", value)
+    return expr
 
 
 def required_sources(prom: Prometheus) -> tuple[str, ...]:

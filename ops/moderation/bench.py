@@ -93,10 +93,8 @@ async def run(iterations: int, nemo_iterations: int) -> list[dict]:
     from nemoguardrails import LLMRails, RailsConfig
     from nemoguardrails.guardrails.iorails import IORails
     from nemoguardrails.rails.llm.options import RailType
-    from prometheus_client import CollectorRegistry
-
     from guardrails.audit import AuditLog
-    from guardrails.metrics import ModerationMetrics
+    from guardrails.metrics import CountingMetrics
     from guardrails.moderator import Moderator
     from guardrails.nemo import register_actions
     from guardrails.policy import PolicySet, load_policy, PACKAGED_POLICIES
@@ -106,7 +104,7 @@ async def run(iterations: int, nemo_iterations: int) -> list[dict]:
     logging.getLogger("nemoguardrails").setLevel(logging.ERROR)
     policy = load_policy(PACKAGED_POLICIES / "default")
     moderator = Moderator(
-        PolicySet({"default": policy}, "default"), metrics=ModerationMetrics(CollectorRegistry()),
+        PolicySet({"default": policy}, "default"), metrics=CountingMetrics(),
         audit=AuditLog(logger=logging.getLogger("bench.audit")),
     )
     logging.getLogger("bench.audit").disabled = True

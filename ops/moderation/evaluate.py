@@ -93,10 +93,8 @@ def errors(items: Sequence[Item], verdicts: Sequence) -> list[str]:
 
 async def evaluate(policy_name: str, policies_dir: Path | None, items: Sequence[Item]) -> tuple[dict, list]:
     """Runs every item through the policy's offline rails."""
-    from prometheus_client import CollectorRegistry
-
     from guardrails.audit import AuditLog
-    from guardrails.metrics import ModerationMetrics
+    from guardrails.metrics import CountingMetrics
     from guardrails.moderator import Moderator
     from guardrails.policy import PACKAGED_POLICIES, PolicySet, load_policy
 
@@ -104,7 +102,7 @@ async def evaluate(policy_name: str, policies_dir: Path | None, items: Sequence[
     policies = PolicySet({policy_name: policy}, policy_name)
     if policy.needs_llm:
         raise SystemExit(f"policy {policy_name!r} has model rails; this tool evaluates offline policies only")
-    moderator = Moderator(policies, metrics=ModerationMetrics(CollectorRegistry()), audit=AuditLog(logger=_quiet()))
+    moderator = Moderator(policies, metrics=CountingMetrics(), audit=AuditLog(logger=_quiet()))
     verdicts = []
     for item in items:
         check = moderator.check_input if item.direction == "input" else moderator.check_output

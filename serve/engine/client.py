@@ -1,5 +1,5 @@
-"""How callers (the gateway, the moderation rails) reach the engine: a small Protocol and its Ray
-Serve handle implementation."""
+"""How callers (the gateway, the moderation rails) reach the engine: the Ray Serve handle
+implementation of :class:`serve.engine.api.EngineClient`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
+from .api import EngineClient  # noqa: F401 - the interface this implements
+from .errors import EngineError, EngineFailure, EngineOverloaded, EngineUnavailable
 from .types import EngineOutput, EngineRequest
-from ..errors import APIError, engine_unavailable_error, internal_error, overloaded_error
 
 logger = logging.getLogger(__name__)
 
@@ -23,28 +23,16 @@ _RETRIES_ON_REPLICA_LOSS = 1
 DEFAULT_FIRST_OUTPUT_TIMEOUT_S = 120.0
 
 
-class EngineClient(Protocol):
-    """Generates sequences; closing a ``generate`` iterator cancels that sequence."""
-
-    def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
-        """Streams the outputs of one sequence."""
-        ...
-
-    async def ready(self) -> bool:
-        """Whether the model is loaded and answering."""
-        ...
-
-
 class RayEngineClient:
     """Calls the Engine deployment through a Ray Serve deployment handle.
 
-    Ray's exceptions are turned into typed API errors here so that nothing above this layer
-    knows about Ray.
+    Ray's exceptions are turned into :mod:`serve.engine.errors` here so that nothing above this
+    layer knows about Ray (and this layer knows nothing of HTTP).
 
     Args:
         handle: The Engine deployment's handle.
         first_output_timeout_s: A request without output after this long (queued behind a full
-            deployment, or with no replica left to take it) fails with a 503 instead of waiting
+            deployment, or with no replica left to take it) fails (:class:`EngineUnavailable`) instead of waiting
             forever; far above a healthy deployment's queueing plus prefill time.
     """
 
@@ -56,10 +44,13 @@ class RayEngineClient:
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
         """Streams one sequence from some engine replica.
 
-        Every replica full and the queue bound reached: the deployment's backpressure answer (503
-        or 429 with Retry-After), at once. A replica lost before it produced any output (crashed,
-        its node died, its health check failed): one retry on another replica; lost later: a 503
-        the client may retry (a stream ends with that error event).
+        Raises:
+            EngineOverloaded: every replica full and the queue bound reached (with the deployment's
+                status hint and retry-after), at once.
+            EngineUnavailable: a replica lost after it produced output, or twice before (a replica
+                lost before any output, crashed, its node died, its health check failed, is retried
+                once on another replica), or no output in time.
+            EngineError: any other failure.
         """
         for attempt in range(1 + _RETRIES_ON_REPLICA_LOSS):
             responses = self._stream.generate.remote(request)
@@ -73,31 +64,31 @@ class RayEngineClient:
                 except TimeoutError:
                     logger.warning("no engine output for %s after %.0fs", request.request_id,
                                    self._first_output_timeout_s)
-                    raise engine_unavailable_error() from None
+                    raise EngineUnavailable("no engine output in time") from None
                 produced = True
                 yield first
                 async for output in outputs:
                     yield output
                 return
             except BackPressureError as error:
-                raise overloaded_error(error.status_code, error.retry_after_s) from None
+                raise EngineOverloaded(error.retry_after_s, error.status_code) from None
             except DeploymentUnavailableError:
-                raise engine_unavailable_error() from None
+                raise EngineUnavailable("the engine deployment is unavailable") from None
             except (RayActorError, ReplicaUnavailableError):
                 if not produced and attempt < _RETRIES_ON_REPLICA_LOSS:
                     logger.warning("engine replica lost before any output of %s; retrying", request.request_id)
                     continue
                 logger.warning("engine replica lost while serving %s", request.request_id)
-                raise engine_unavailable_error() from None
-            except APIError:
+                raise EngineUnavailable("the engine replica was lost") from None
+            except EngineFailure:
                 raise
             except Exception:
                 logger.exception("engine call failed for %s", request.request_id)
-                raise internal_error() from None
+                raise EngineError("engine call failed") from None
             finally:
                 # Stops the replica's generation when our caller went away (client disconnect).
                 # NOTE: cancel() re-raises a failed assignment's error (BackPressureError, ...),
-                # which would replace the API error raised above.
+                # which would replace the engine error raised above.
                 with contextlib.suppress(Exception):
                     responses.cancel()
 

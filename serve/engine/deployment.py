@@ -14,10 +14,9 @@ import torch
 from ray import serve
 
 from ..config import EngineConfig
-from ..metrics import EngineMetricsReporter
 from .batching import BatchingEngine
 from .loader import choose_runtime, context_length, load_model, load_tokenizer
-from .telemetry import EngineTelemetry
+from .telemetry import EngineMetricsReporter, EngineTelemetry
 from .types import EngineOutput, EngineRequest, SamplingParams
 
 logger = logging.getLogger(__name__)

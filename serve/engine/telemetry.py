@@ -1,14 +1,18 @@
-"""Timings the batching engine collects for metrics, without any Ray (or Prometheus) code.
+"""The engine's telemetry: timings the batching thread collects, and the thread that reports them.
 
 The engine thread calls the ``on_*`` methods; they only append to lists under a lock, so the
-decode loop pays a few hundred nanoseconds per token. :class:`serve.metrics.EngineMetricsReporter`
-drains them into Ray metrics from another thread.
+decode loop pays a few hundred nanoseconds per token. :class:`EngineMetricsReporter`
+drains them into the platform's Ray metrics (``serve/metrics.py``) from another thread.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from .. import metrics
+from .types import EngineStats
 
 
 @dataclass
@@ -59,3 +63,63 @@ class EngineTelemetry:
         with self._lock:
             samples, self._samples = self._samples, TelemetrySamples()
         return samples
+
+
+class EngineMetricsReporter:
+    """Moves an engine's telemetry into Ray metrics from a background thread.
+
+    The batching thread only appends timings to an :class:`EngineTelemetry` (cheap, no Ray
+    calls on the hot path); every ``interval_s`` this thread drains them into the histograms and
+    counters and sets the queue gauges from ``stats()``.
+
+    Args:
+        telemetry: What the engine records into.
+        stats: Returns the engine's current counters (running, waiting).
+        batch_slots: The engine's ``max_batch_size``.
+        interval_s: Seconds between flushes.
+    """
+
+    def __init__(self, telemetry: EngineTelemetry, stats: Callable[[], EngineStats], batch_slots: int,
+                 interval_s: float = 1.0) -> None:
+        self._telemetry = telemetry
+        self._stats = stats
+        self._batch_slots = batch_slots
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="engine-metrics", daemon=True)
+
+    def start(self) -> EngineMetricsReporter:
+        """Starts the flushing thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Flushes once more and stops the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.flush()
+        self.flush()
+
+    @metrics.safely
+    def flush(self) -> None:
+        """Records everything collected since the previous flush."""
+        m = metrics.platform_metrics()
+        samples = self._telemetry.drain()
+        for value in samples.ttft_s:
+            m.observe("mistral_serve_engine_time_to_first_token_seconds", value)
+        for value in samples.itl_s:
+            m.observe("mistral_serve_engine_inter_token_latency_seconds", value)
+        for value in samples.duration_s:
+            m.observe("mistral_serve_engine_sequence_duration_seconds", value)
+        m.inc("mistral_serve_engine_prompt_tokens_total", samples.prompt_tokens)
+        m.inc("mistral_serve_engine_generated_tokens_total", samples.generated_tokens)
+        for reason, count in samples.finished.items():
+            m.inc("mistral_serve_engine_sequences_total", count, finish_reason=reason)
+        stats = self._stats()
+        m.set("mistral_serve_engine_waiting_sequences", stats.waiting)
+        m.set("mistral_serve_engine_running_sequences", stats.running)
+        m.set("mistral_serve_engine_batch_slots", self._batch_slots)

@@ -34,6 +34,30 @@ def _public(info: KeyInfo) -> dict:
     return data
 
 
+async def _on_redis(gate: RedisGate, operation):
+    """Awaits a Redis operation through the gate; 503 when Redis is unreachable."""
+    try:
+        return await gate.run(lambda _: operation)
+    except RedisUnavailable:
+        operation.close()  # never awaited when the breaker was open
+        raise ServiceUnavailableError(message="Redis is unreachable.", code="redis_unavailable") from None
+
+
+async def _usage(gate: RedisGate, store: KeyStore, team: str | None, since: dt.date | None, by_key: bool) -> dict:
+    teams = [team] if team else await _on_redis(gate, store.teams())
+    keys = None
+    if by_key:
+        keys = {}
+        for info in await _on_redis(gate, store.list(team)):
+            keys.setdefault(info.team, []).append(info.key_id)
+    try:
+        rows = await _on_redis(gate, usage_report(gate.client, teams, since, keys))
+    except ValueError as error:
+        raise InvalidRequestError(message=str(error), param="since", code="invalid_value") from None
+    return {"since": (since or dt.datetime.now(dt.timezone.utc).date()).isoformat(),
+            "data": [r.as_dict() for r in rows]}
+
+
 def create_admin_router(gate: RedisGate, admin_token: str, policies: Iterable[str] | None = None) -> APIRouter:
     """The ``/admin`` routes; every call needs ``Authorization: Bearer <admin token>``.
 
@@ -50,11 +74,7 @@ def create_admin_router(gate: RedisGate, admin_token: str, policies: Iterable[st
             raise AuthenticationError("Incorrect or missing admin token.")
 
     async def redis(operation):
-        try:
-            return await gate.run(lambda _: operation)
-        except RedisUnavailable:
-            operation.close()  # never awaited when the breaker was open
-            raise ServiceUnavailableError(message="Redis is unreachable.", code="redis_unavailable") from None
+        return await _on_redis(gate, operation)
 
     router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
 
@@ -93,17 +113,6 @@ def create_admin_router(gate: RedisGate, admin_token: str, policies: Iterable[st
     async def usage(team: str | None = None, since: dt.date | None = None,
                     by_key: bool = Query(default=False)) -> dict:
         """Requests and tokens per team (and per key) from ``since`` (a UTC day, default today)."""
-        teams = [team] if team else await redis(store.teams())
-        keys = None
-        if by_key:
-            keys = {}
-            for info in await redis(store.list(team)):
-                keys.setdefault(info.team, []).append(info.key_id)
-        try:
-            rows = await redis(usage_report(gate.client, teams, since, keys))
-        except ValueError as error:
-            raise InvalidRequestError(message=str(error), param="since", code="invalid_value") from None
-        return {"since": (since or dt.datetime.now(dt.timezone.utc).date()).isoformat(),
-                "data": [r.as_dict() for r in rows]}
+        return await _usage(gate, store, team, since, by_key)
 
     return router

@@ -11,7 +11,6 @@ from ray import serve
 
 from ..cache import PromptCache
 from ..config import AppConfig
-from ..engine.adapter import EngineAdapter
 from ..engine.client import RayEngineClient
 from ..engine.loader import context_length, load_model_config, load_tokenizer
 from ..redis_gate import RedisGate
@@ -23,7 +22,8 @@ from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .admin import create_admin_router
 from .drain import DrainReporter, DrainState
-from .moderation import ModerationStage
+from .adapter import EngineAdapter
+from .moderation_stage import ModerationStage
 from .pipeline import Pipeline, Tenancy
 from .readiness import ReadinessCache
 from .routes import create_app
@@ -71,7 +71,7 @@ class GatewayDeployment:
         if moderation is not None and policies:
             default = config.moderation.default_policy
             stage = ModerationStage(
-                RayModerationClient(moderation, policies, default), policies, default,
+                RayModerationClient(moderation), policies, default,
                 AuditLog(include_text=config.moderation.audit_include_text),
             )
         self._pipeline = Pipeline(

@@ -1,35 +1,35 @@
-"""The request pipeline: authenticate, validate, admit, cache, generate, account.
+"""The request pipeline: authenticate, validate, moderate, tokenize, admit, cache, generate, account.
 
-Routes hand parsed requests to :class:`Pipeline`; it composes the engine adapter, the tenancy
-components, the prompt cache and the engine client, and returns a :class:`Reply` (a response
-model or a stream of server-sent events, plus headers). See DESIGN.md's request flow.
+Routes hand parsed requests to :class:`Pipeline`; it composes the moderation stage, the request
+adapter, the tenancy components, the prompt cache and the engine client, and returns a
+:class:`Reply` (a response model or a stream of server-sent events, plus headers). The caller's
+policy is resolved once; the input rails run on the client's texts, then the (masked) request is
+tokenized once and the quota admitted on it. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardrails.policy import PolicyInfo
 from pydantic import BaseModel
 
-from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
-from ..engine.adapter import EngineAdapter, PreparedRequest
-from ..engine.client import EngineClient
-from ..engine.types import EngineOutput, EngineRequest
 from .. import metrics
-from ..errors import ModelNotFoundError, NotFoundError, PermissionDeniedError
-from ..protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, Usage, _SamplingRequest
+from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
+from ..engine.api import EngineClient, EngineOutput, EngineRequest
+from ..errors import InvalidRequestError, ModelNotFoundError, NotFoundError, PermissionDeniedError, api_error
+from ..protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingRequest, Usage
 from ..tenancy.auth import Authenticator
 from ..tenancy.keys import Principal
 from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
-from .moderation import ModerationStage, OutputCheck
+from .adapter import EngineAdapter, PreparedRequest, new_request_id
+from .moderation_stage import ModerationStage, OutputCheck
 from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
 
 logger = logging.getLogger(__name__)
@@ -53,16 +53,13 @@ class _Job:
     started_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def of(cls, prepared: Sequence[PreparedRequest]) -> _Job:
+    def of(cls, prepared: Sequence[PreparedRequest], started_at: float) -> _Job:
         return cls(
             request_id=prepared[0].request_id,
             prompt_tokens=sum(p.prompt_tokens for p in prepared),
             sequences=tuple(choice for p in prepared for choice in p.choices),
+            started_at=started_at,
         )
-
-    def with_identity_of(self, other: _Job) -> _Job:
-        """This job under ``other``'s id and start time (a rebuilt job is the same request)."""
-        return dataclasses.replace(self, request_id=other.request_id, started_at=other.started_at)
 
     def token_budget(self) -> int:
         """Tokens the request may use at most: its prompts plus every choice's max_tokens."""
@@ -76,17 +73,6 @@ class _Outcome:
     endpoint: str
     status: int
     first_token_at: float | None = None
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    """The client-written texts of a request, for the input rails, and how to rebuild the job
-    when a rail masked some of them."""
-
-    texts: list[str]
-    param: str
-    context: str
-    rebuild: Callable[[list[str]], _Job]
 
 
 @dataclass(frozen=True)
@@ -131,39 +117,53 @@ class Pipeline:
 
     async def chat(self, principal: Principal, request: ChatCompletionRequest, use_cache: bool) -> Reply:
         """A chat completion (JSON or SSE)."""
+        started_at = time.monotonic()
         self._check_model(principal, request.model)
-        checked = [i for i, m in enumerate(request.messages) if m.role != "assistant"]
-        policy = self.moderation.policy(principal) if self.moderation else None
+        policy = self._policy(principal)
+        # Every client-written message is moderated, whatever its role: attack text in a
+        # client-written assistant or system turn reaches the model just like a user turn.
+        checked = list(range(len(request.messages)))
         if policy is not None and policy.system_prompt:
             # The policy's guardrail prompt goes first; it is ours, so the input rails skip it.
             system = ChatMessage(role="system", content=policy.system_prompt)
             request = request.model_copy(update={"messages": [system, *request.messages]})
             checked = [i + 1 for i in checked]
-        job = _Job.of([self.adapter.chat(request)])
-
-        def rebuild(masked: list[str]) -> _Job:
+        request_id = new_request_id("chatcmpl")
+        users = [m.text() for m in request.messages if m.role == "user"]
+        context = users[-1] if users else ""
+        texts = [request.messages[i].text() for i in checked]
+        masked = await self._check_inputs(principal, policy, texts, request_id, "messages")
+        if masked != texts:
             messages = list(request.messages)
             for i, text in zip(checked, masked):
                 messages[i] = messages[i].model_copy(update={"content": text})
-            return _Job.of([self.adapter.chat(request.model_copy(update={"messages": messages}))])
-
-        users = [m.text() for m in request.messages if m.role == "user"]
-        inputs = _Inputs([request.messages[i].text() for i in checked], "messages", users[-1] if users else "", rebuild)
-        shape = ChatShape(job.request_id, self.served_model)
-        return await self._serve(principal, request, job, shape, use_cache, inputs)
+            request = request.model_copy(update={"messages": messages})
+        job = _Job.of([self.adapter.chat(request, request_id)], started_at)  # the one tokenization
+        check = self._output_check(principal, policy, job, context)
+        return await self._serve(principal, request, job, ChatShape(request_id, self.served_model), use_cache, check)
 
     async def completion(self, principal: Principal, request: CompletionRequest, use_cache: bool) -> Reply:
         """A text completion (JSON or SSE)."""
+        started_at = time.monotonic()
         self._check_model(principal, request.model)
-        job = _Job.of(self.adapter.completion(request))
-
-        def rebuild(masked: list[str]) -> _Job:
-            return _Job.of(self.adapter.completion(request.model_copy(update={"prompt": masked})))
-
+        policy = self._policy(principal)
+        if policy is not None and policy.system_prompt:
+            # A raw prompt has no system turn to carry the policy's guardrail prompt: serving it
+            # would let a team skip that prompt, so such policies serve chat only.
+            raise InvalidRequestError(
+                message=f"Your team's moderation policy ({policy.name}) requires its system prompt, which raw "
+                        "completions cannot carry. Use /v1/chat/completions.",
+                param="prompt", code="unsupported_by_policy",
+            )
+        request_id = new_request_id("cmpl")
         prompts = request.prompts()
-        inputs = _Inputs(prompts, "prompt", prompts[-1], rebuild)
-        shape = CompletionShape(job.request_id, self.served_model)
-        return await self._serve(principal, request, job, shape, use_cache, inputs)
+        masked = await self._check_inputs(principal, policy, prompts, request_id, "prompt")
+        if masked != prompts:
+            request = request.model_copy(update={"prompt": masked})
+        job = _Job.of(self.adapter.completion(request, request_id), started_at)  # the one tokenization
+        check = self._output_check(principal, policy, job, masked[-1])
+        shape = CompletionShape(request_id, self.served_model)
+        return await self._serve(principal, request, job, shape, use_cache, check)
 
     async def moderations(self, principal: Principal, texts: list[str]) -> Reply:
         """OpenAI's Moderations API, backed by the caller's input rails.
@@ -176,12 +176,29 @@ class Pipeline:
         tokens = sum(len(self.adapter.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
         admission = await self.tenancy.quotas.admit(principal.team, tokens)
         try:
-            response = await self.moderation.moderations(principal, texts, f"modr-{uuid.uuid4().hex}")
+            response = await self.moderation.moderations(principal, texts, new_request_id("modr"))
         except BaseException:
             self._spawn(self.tenancy.quotas.settle(admission, 0))
             raise
         self._spawn(self.tenancy.usage.record(principal, tokens, 0, cached=False))
         return Reply(response, admission.headers)
+
+    def _policy(self, principal: Principal) -> PolicyInfo | None:
+        """The caller's moderation policy, resolved once per request (None: moderation disabled)."""
+        return self.moderation.policy(principal) if self.moderation else None
+
+    async def _check_inputs(self, principal: Principal, policy: PolicyInfo | None, texts: list[str],
+                            request_id: str, param: str) -> list[str]:
+        """The input rails on the client's texts, before tokenization: the texts to generate from."""
+        if self.moderation is None or policy is None:
+            return texts
+        return await self.moderation.check_inputs(principal, policy, texts, request_id, param)
+
+    def _output_check(self, principal: Principal, policy: PolicyInfo | None, job: _Job,
+                      context: str) -> OutputCheck | None:
+        if self.moderation is None or policy is None:
+            return None
+        return OutputCheck(principal, policy, job.request_id, context, len(job.sequences))
 
     def _check_model(self, principal: Principal, name: str) -> None:
         if name != self.served_model:
@@ -191,13 +208,12 @@ class Pipeline:
                 message="Your API key does not have access to this model.", param="model", code="model_not_allowed"
             )
 
-    async def _serve(self, principal: Principal, request: _SamplingRequest, job: _Job,
-                     shape: ChatShape | CompletionShape, use_cache: bool, inputs: _Inputs) -> Reply:
-        # NOTE: the cache is consulted before the input rails (DESIGN's request flow): an entry
-        # exists only for an input these rails passed, under the same policy version.
+    async def _serve(self, principal: Principal, request: SamplingRequest, job: _Job,
+                     shape: ChatShape | CompletionShape, use_cache: bool, check: OutputCheck | None) -> Reply:
+        # The quota is admitted on what is generated from: the moderated, tokenized request.
         admission = await self.tenancy.quotas.admit(principal.team, job.token_budget())
-        policy = self.moderation.policy(principal) if self.moderation else None
-        flight = await self._acquire(principal, job, shape.endpoint, use_cache, policy.version if policy else "none")
+        policy_version = check.policy.version if check is not None else "none"
+        flight = await self._acquire(principal, job, shape.endpoint, request.stream, use_cache, policy_version)
         metrics.record_cache(flight.status, principal.team.name)
         headers = {**admission.headers, "x-cache": flight.status}
         if flight.entry is not None:
@@ -205,11 +221,6 @@ class Pipeline:
             outcome = _Outcome(shape.endpoint, status=200, first_token_at=time.monotonic())
             self._spawn(self._account(principal, admission, flight, job, flight.entry, outcome, cached=True))
         else:
-            try:
-                job, check = await self._check_inputs(principal, job, inputs)
-            except BaseException:
-                self._spawn(self._release(admission, flight))
-                raise
             events = self._generate(principal, admission, flight, job, shape.endpoint, request.stream, check)
             if request.stream:
                 events = await primed(events)
@@ -219,24 +230,7 @@ class Pipeline:
         results, usage = await collect(events, choices)
         return Reply(shape.whole(results, usage), headers)
 
-    async def _check_inputs(self, principal: Principal, job: _Job, inputs: _Inputs) -> tuple[_Job, OutputCheck | None]:
-        """Input rails; the job to generate (rebuilt when a rail masked text) and the output check."""
-        if self.moderation is None:
-            return job, None
-        texts = await self.moderation.check_inputs(principal, inputs.texts, job.request_id, inputs.param)
-        context = inputs.context
-        if texts != inputs.texts:
-            job = inputs.rebuild(texts).with_identity_of(job)
-            context = texts[-1] if inputs.param == "prompt" else context
-        check = OutputCheck(principal, self.moderation.policy(principal), job.request_id, context, len(job.sequences))
-        return job, check
-
-    async def _release(self, admission: Admission, flight: Flight) -> None:
-        """Undoes an admission that generated nothing (the request was refused after it)."""
-        await flight.finish(None)
-        await self.tenancy.quotas.settle(admission, 0)
-
-    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, use_cache: bool,
+    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, stream: bool, use_cache: bool,
                        policy_version: str) -> Flight:
         cache = self.tenancy.cache
         if cache is None or not use_cache or not is_deterministic(job.sequences):
@@ -246,6 +240,7 @@ class Pipeline:
             model=self.model_fingerprint,
             policy_version=policy_version,
             endpoint=endpoint,
+            stream=stream,
             choices=job.sequences,
         )
         return await cache.acquire(key)
@@ -282,7 +277,7 @@ class Pipeline:
             outcome.status = 200 if reasons <= {"stop", "length", "content_filter"} else 500
             yield Usage.of(job.prompt_tokens, sum(r.tokens for r in results))
         except Exception as error:
-            outcome.status = getattr(error, "status", 500)
+            outcome.status = api_error(error).status
             raise
         finally:
             await outputs.aclose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from ..engine.types import EngineOutput
-from ..errors import APIError, internal_error
+from ..errors import api_error, internal_error
 from ..protocol import (
     AssistantMessage,
     ChatChoice,
@@ -200,11 +200,10 @@ async def guard_stream(events: AsyncIterator[str]) -> AsyncIterator[str]:
     try:
         async for event in events:
             yield event
-    except APIError as error:
-        yield sse(error.body().model_dump())
-        return
-    except Exception:
-        logger.exception("stream failed")
-        yield sse(internal_error().body().model_dump())
+    except Exception as error:
+        mapped = api_error(error)
+        if mapped.code == "internal_error":
+            logger.error("stream failed", exc_info=error)
+        yield sse(mapped.body().model_dump())
         return
     yield DONE_EVENT

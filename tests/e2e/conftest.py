@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from ops.cluster.stack import create_api_key as create_key
 from serve.config import load_config, packaged_config_path
+from serve.netutil import free_port
 from serve.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
@@ -27,13 +27,6 @@ class Served:
     app_name: str
     redis_url: str
     api_key: str  # team "e2e", default limits
-
-
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

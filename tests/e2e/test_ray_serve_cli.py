@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from serve.cli import ray_serve_config
+from serve.serve_config import ray_serve_config
 from serve.config import load_config, packaged_config_path
 
 

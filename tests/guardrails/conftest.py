@@ -19,23 +19,22 @@ def policies():
 
 
 @pytest.fixture
-def registry():
-    """A private Prometheus registry."""
-    from prometheus_client import CollectorRegistry
+def metrics():
+    """Private in-memory moderation metrics."""
+    from guardrails.metrics import CountingMetrics
 
-    return CollectorRegistry()
+    return CountingMetrics()
 
 
 @pytest.fixture
-def make_moderator(registry):
-    """``make_moderator(policy_set, llms=...)``: a Moderator counting into ``registry``."""
+def make_moderator(metrics):
+    """``make_moderator(policy_set, llms=...)``: a Moderator counting into ``metrics``."""
     from guardrails.audit import AuditLog
-    from guardrails.metrics import ModerationMetrics
     from guardrails.moderator import Moderator
 
     def make(policy_set, llms=None, audit_logger=None, include_text=False):
         audit = AuditLog(include_text=include_text, logger=audit_logger or logging.getLogger("tests.audit"))
-        return Moderator(policy_set, llms=llms, metrics=ModerationMetrics(registry), audit=audit)
+        return Moderator(policy_set, llms=llms, metrics=metrics, audit=audit)
 
     return make
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 import pytest
 
 from guardrails.provider import EngineLLM, EngineLLMError, register_engine_provider
-from serve.engine.types import EngineOutput
+from serve.engine.api import EngineError, EngineOutput, EngineOverloaded, EngineUnavailable
 
 
 class FakeEngine:
     """Answers every request with ``reply`` (or fails), recording the requests."""
 
-    def __init__(self, reply: str = "safe", finish: str = "stop", fail: bool = False) -> None:
+    def __init__(self, reply: str = "safe", finish: str = "stop", fail: bool | Exception = False) -> None:
         self.reply, self.finish, self.fail, self.requests = reply, finish, fail, []
 
     async def generate(self, request):
         self.requests.append(request)
         if self.fail:
-            raise ConnectionError("engine unreachable")
+            raise self.fail if isinstance(self.fail, Exception) else ConnectionError("engine unreachable")
         yield EngineOutput(text=self.reply[:2], num_tokens=1)
         yield EngineOutput(text=self.reply[2:], num_tokens=1, finish_reason=self.finish)
 
@@ -40,11 +40,26 @@ async def test_prompt_is_rendered_with_the_chat_template(tiny_tokenizer):
     assert (llm.model_name, llm.provider_name, llm.provider_url) == ("served", "mistral_serve", None)
 
 
-async def test_engine_errors_and_long_prompts_raise(tiny_tokenizer):
+async def test_engine_errors_and_untrimmable_prompts_raise(tiny_tokenizer):
     with pytest.raises(EngineLLMError, match="error"):
         await EngineLLM(FakeEngine(finish="error"), tiny_tokenizer, "m").generate_async("hi")
-    with pytest.raises(EngineLLMError, match="does not fit"):
+    with pytest.raises(EngineLLMError, match="cannot be trimmed"):
         await EngineLLM(FakeEngine(), tiny_tokenizer, "m", max_model_len=8).generate_async("hi " * 50, max_tokens=4)
+
+
+async def test_a_judge_prompt_longer_than_the_context_is_trimmed_in_the_middle(tiny_tokenizer):
+    engine = FakeEngine("safe")
+    head, tail = "Classify this message: BEGIN-MARK", "END-MARK. Answer with one word."
+    prompt = head + " filler words here" * 400 + tail
+    llm = EngineLLM(engine, tiny_tokenizer, "m", max_model_len=256)
+    response = await llm.generate_async(prompt, max_tokens=4)
+    ids = engine.requests[0].prompt_token_ids
+    assert len(ids) + 4 <= 256 and response.content == "safe"
+    sent = tiny_tokenizer.decode(ids)
+    assert "BEGIN-MARK" in sent and "END-MARK. Answer with one word." in sent and "text omitted" in sent
+    # A prompt that fits is sent as it is.
+    await llm.generate_async(head + tail, max_tokens=4)
+    assert "text omitted" not in tiny_tokenizer.decode(engine.requests[1].prompt_token_ids)
 
 
 @pytest.fixture
@@ -77,18 +92,31 @@ async def test_self_check_sees_masked_text_and_is_skipped_after_a_block(strict_m
     assert (await moderator.check_input("AKIAIOSFODNN7EXAMPLE")).rail == "secrets" and len(engine.requests) == 1
 
 
-async def test_model_rail_errors_fail_closed_on_input_and_open_on_output(strict_moderator, registry):
+async def test_strict_model_rails_fail_closed_on_input_and_output(strict_moderator, metrics):
     moderator = strict_moderator(FakeEngine(fail=True))
     blocked = await moderator.check_input("hello")
     assert (blocked.action, blocked.rail, blocked.failed, blocked.failed_rails) == (
         "blocked", "self_check_input", True, ("self_check_input",))
-    passed = await moderator.check_output("Hello! How can I help?", context="hello")
-    assert (passed.action, passed.failed_rails) == ("allowed", ("self_check_output",))
-    count = registry.get_sample_value
-    assert count("mistral_serve_moderation_rail_errors_total",
-                 {"rail": "self_check_input", "action": "blocked", "policy": "strict"}) == 1
-    assert count("mistral_serve_moderation_rail_errors_total",
-                 {"rail": "self_check_output", "action": "allowed", "policy": "strict"}) == 1
+    answer = await moderator.check_output("Hello! How can I help?", context="hello")
+    assert (answer.action, answer.rail, answer.failed, answer.failed_rails) == (
+        "blocked", "self_check_output", True, ("self_check_output",))
+    assert metrics.value("rail_errors", rail="self_check_input", action="blocked", policy="strict") == 1
+    assert metrics.value("rail_errors", rail="self_check_output", action="blocked", policy="strict") == 1
+
+
+@pytest.mark.parametrize("failure", [EngineOverloaded(retry_after_s=2, status_hint=429), EngineUnavailable(),
+                                     EngineError("boom")])
+async def test_an_engine_failure_is_a_failed_rail_handled_by_on_error(strict_moderator, metrics, failure):
+    # The engine's exceptions are values here: no HTTP status reaches the moderator.
+    moderator = strict_moderator(FakeEngine(fail=failure))
+    verdict = await moderator.check_input("hello")
+    assert (verdict.action, verdict.failed, verdict.failed_rails) == ("blocked", True, ("self_check_input",))
+    assert metrics.value("rail_errors", rail="self_check_input", action="blocked", policy="strict") == 1
+
+
+async def test_an_engine_failure_reaches_nemo_as_an_engine_llm_error(tiny_tokenizer):
+    with pytest.raises(EngineLLMError, match="EngineOverloaded"):
+        await EngineLLM(FakeEngine(fail=EngineOverloaded(1.0)), tiny_tokenizer, "m").generate_async("hi")
 
 
 async def test_model_rail_timeout_counts_as_an_error(strict_moderator, policies, make_moderator, tiny_tokenizer):
@@ -109,7 +137,7 @@ async def test_model_rail_timeout_counts_as_an_error(strict_moderator, policies,
     )
     moderator = make_moderator(PolicySet({"strict": dataclasses.replace(strict, output_rails=specs)}, "strict"))
     verdict = await moderator.check_output("fine answer")
-    assert verdict.allowed and verdict.failed_rails == ("self_check_output",)
+    assert verdict.blocked and verdict.failed and verdict.failed_rails == ("self_check_output",)
 
 
 def test_model_policies_need_the_provider(policies, make_moderator):

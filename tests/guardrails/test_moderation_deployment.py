@@ -26,9 +26,18 @@ async def test_methods_return_verdicts_and_infos(offline_dir):
     assert [v.action for v in await deployment.check_inputs(["x", "AKIAIOSFODNN7EXAMPLE"], "permissive")] == [
         "allowed", "blocked"]
     assert (await deployment.check_output("<script>x</script>", request_id="r", team="t")).rail == "code_injection"
-    assert (await deployment.moderate(["AKIAIOSFODNN7EXAMPLE"])).results[0].flagged
+    assert not hasattr(deployment, "moderate")  # verdicts only: the gateway builds /v1/moderations
     infos = deployment.policies()
     assert set(infos) == {"default", "permissive"} and infos["default"].stream.hold_chars == 64
+
+
+async def test_records_into_the_injected_metrics(offline_dir):
+    from guardrails.metrics import CountingMetrics
+
+    metrics = CountingMetrics()
+    deployment = Deployment(ModerationConfig(policies_dir=offline_dir), metrics=lambda: metrics)
+    await deployment.check_input("AKIAIOSFODNN7EXAMPLE")
+    assert metrics.value("verdicts", direction="input", rail="secrets", action="blocked", policy="default") == 1
 
 
 def test_model_policies_without_an_engine_fail_startup():

@@ -11,8 +11,10 @@ import pytest
 from guardrails.policy import PolicySet, UnknownPolicyError
 
 
-def sample(registry, name, **labels):
-    return registry.get_sample_value(f"mistral_serve_moderation_{name}", labels) or 0.0
+def sample(metrics, name, **labels):
+    if name.endswith("_count"):
+        return metrics.count(name.removesuffix("_count"), **labels)
+    return metrics.value(name.removesuffix("_total"), **labels)
 
 
 async def test_verdicts_mask_block_allow(offline):
@@ -73,7 +75,7 @@ def _breaking(policies, rail: str, on_error: str):
 
 
 @pytest.mark.parametrize("on_error", ["open", "closed"])
-async def test_offline_rail_error_fails_open_or_closed(policies, make_moderator, registry, on_error):
+async def test_offline_rail_error_fails_open_or_closed(policies, make_moderator, metrics, on_error):
     moderator = make_moderator(_breaking(policies, "secrets", on_error))
     verdict = await moderator.check_input("mail a.b@gmail.com")
     assert verdict.failed_rails == ("secrets",)
@@ -83,17 +85,17 @@ async def test_offline_rail_error_fails_open_or_closed(policies, make_moderator,
         assert (verdict.action, verdict.rail, verdict.failed) == ("blocked", "secrets", True)
         assert verdict.categories()["moderation-error"] is True
     action = "allowed" if on_error == "open" else "blocked"
-    assert sample(registry, "rail_errors_total", rail="secrets", action=action, policy="default") == 1
+    assert sample(metrics, "rail_errors_total", rail="secrets", action=action, policy="default") == 1
 
 
-async def test_metrics_count_rails_and_verdicts(offline, registry):
+async def test_metrics_count_rails_and_verdicts(offline, metrics):
     await offline.check_input("mail a.b@gmail.com")
     await offline.check_input("AKIAIOSFODNN7EXAMPLE")
-    assert sample(registry, "rail_actions_total", rail="personal_data", action="masked", policy="default") == 1
-    assert sample(registry, "rail_actions_total", rail="secrets", action="blocked", policy="default") == 1
-    assert sample(registry, "verdicts_total", direction="input", rail="secrets", action="blocked", policy="default") == 1
-    assert sample(registry, "rail_seconds_count", rail="prompt_injection", policy="default") == 2
-    assert sample(registry, "check_seconds_count", direction="input", policy="default") == 2
+    assert sample(metrics, "rail_actions_total", rail="personal_data", action="masked", policy="default") == 1
+    assert sample(metrics, "rail_actions_total", rail="secrets", action="blocked", policy="default") == 1
+    assert sample(metrics, "verdicts_total", direction="input", rail="secrets", action="blocked", policy="default") == 1
+    assert sample(metrics, "rail_seconds_count", rail="prompt_injection", policy="default") == 2
+    assert sample(metrics, "check_seconds_count", direction="input", policy="default") == 2
 
 
 @pytest.mark.parametrize("include_text", [False, True])
@@ -123,7 +125,7 @@ async def test_concurrent_checks_are_independent(offline):
 
 
 @pytest.mark.parametrize("on_error", ["open", "closed"])
-async def test_unreachable_remote_rail_fails_open_or_closed(tmp_path, make_moderator, registry, on_error):
+async def test_unreachable_remote_rail_fails_open_or_closed(tmp_path, make_moderator, metrics, on_error):
     """NeMo's jailbreak heuristics against a server that is not there: a real request-time failure."""
     import shutil
 
@@ -146,4 +148,4 @@ async def test_unreachable_remote_rail_fails_open_or_closed(tmp_path, make_moder
     assert verdict.action == ("allowed" if on_error == "open" else "blocked")
     action = "allowed" if on_error == "open" else "blocked"
     labels = {"rail": "jailbreak_detection_heuristics", "action": action, "policy": "default"}
-    assert registry.get_sample_value("mistral_serve_moderation_rail_errors_total", labels) == 1
+    assert metrics.value("rail_errors", **labels) == 1

@@ -18,7 +18,7 @@ def test_packaged_policies_load(policies):
     assert [r.name for r in default.output_rails] == ["personal_data", "secrets", "code_injection", "denied_terms"]
     assert not default.needs_llm and strict.needs_llm
     assert [r.name for r in strict.input_rails][-1] == "self_check_input"
-    assert strict.rails("output")[-1].settings.on_error == "open"
+    assert strict.rails("output")[-1].settings.on_error == "closed"
     assert strict.rails("input")[-1].settings.on_error == "closed"
 
 
@@ -46,8 +46,33 @@ def test_version_is_a_hash_of_the_files(tmp_path, policies):
     path = copy_policy(tmp_path)
     first = load_policy(path).version
     assert first == policies.get("default").version  # same files, same version
-    (path / "rails.co").write_text((path / "rails.co").read_text() + "\n# a comment\n")
+    (path / "config.yml").write_text((path / "config.yml").read_text() + "\n# a comment\n")
     assert load_policy(path).version != first
+
+
+def test_every_policy_shares_one_colang_file_and_its_version_covers_it(tmp_path, policies, monkeypatch):
+    import guardrails.policy as policy_module
+
+    assert not list(PACKAGED_POLICIES.glob("*/*.co"))  # written once, in guardrails/colang/
+    for policy in policies:
+        defined = {f.get("id") for f in policy.config.flows if isinstance(f, dict)}
+        assert "secrets input" in defined and "personal data output" in defined, policy.name
+    path = copy_policy(tmp_path)
+    first = load_policy(path).version
+    shared = tmp_path / "shared.co"
+    shared.write_text(policy_module.SHARED_COLANG.read_text() + "\n# a comment\n")
+    monkeypatch.setattr(policy_module, "SHARED_COLANG", shared)
+    assert load_policy(path).version != first
+
+
+def test_a_policys_own_flow_wins_over_the_shared_one(tmp_path):
+    path = copy_policy(tmp_path)
+    (path / "own.co").write_text(
+        'define bot refuse to respond\n  "No."\n\ndefine subflow secrets input\n  bot refuse to respond\n  stop\n'
+    )
+    config = load_policy(path).config
+    secrets = [f for f in config.flows if isinstance(f, dict) and f.get("id") == "secrets input"]
+    assert len(secrets) == 1 and config.bot_messages["refuse to respond"] == ["No."]
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -94,10 +119,14 @@ def test_self_check_needs_a_model(tmp_path):
         load_policy(path)
 
 
-def test_custom_flow_missing_from_colang(tmp_path):
+def test_custom_flow_missing_from_colang(tmp_path, monkeypatch):
+    import guardrails.policy as policy_module
+
     path = copy_policy(tmp_path)
-    colang = path / "rails.co"
-    colang.write_text(colang.read_text().replace("define subflow secrets input", "define subflow secrets inbound"))
+    colang = tmp_path / "shared.co"
+    colang.write_text(policy_module.SHARED_COLANG.read_text().replace(
+        "define subflow secrets input", "define subflow secrets inbound"))
+    monkeypatch.setattr(policy_module, "SHARED_COLANG", colang)
     with pytest.raises(PolicyError, match="'secrets input' is listed but not defined"):
         load_policy(path)
 

@@ -100,3 +100,40 @@ def ray_pods(docs: list[dict]) -> dict[str, dict]:
 def value_set(request) -> str:
     """Each value set in tests/helm/values."""
     return request.param
+
+
+def secrets_seen(pod: dict) -> dict[str, set[str]]:
+    """Per container (init containers included) of a pod template, the Secrets it can read:
+    through env secretKeyRef, envFrom secretRef or a mounted secret (or projected) volume."""
+    spec = pod["spec"]
+    volumes = {}
+    for volume in spec.get("volumes", []):
+        names = set()
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for source in (volume.get("projected") or {}).get("sources", []):
+            if "secret" in source:
+                names.add(source["secret"]["name"])
+        volumes[volume["name"]] = names
+    seen = {}
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        names = set()
+        for env in container.get("env", []):
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                names.add(source["secretRef"]["name"])
+        for mount in container.get("volumeMounts", []):
+            names |= volumes.get(mount["name"], set())
+        seen[container["name"]] = names
+    return seen
+
+
+def all_pods(docs: list[dict]) -> dict[str, dict]:
+    """Every pod template of the release: the Ray pods (as ray_pods) and the StatefulSets' by name."""
+    pods = ray_pods(docs)
+    for statefulset in find(docs, "StatefulSet"):
+        pods[statefulset["metadata"]["name"]] = statefulset["spec"]["template"]
+    return pods

@@ -1,17 +1,20 @@
 """The whole chart: helm lint, and every rendered manifest valid against the Kubernetes schemas
-(kubernetes-validate) or the KubeRay CRDs in ../shared/schemas/kuberay/."""
+(kubernetes-validate) or the KubeRay CRDs vendored in ops/chart/crds/."""
 
 from __future__ import annotations
 
 import subprocess
+import tarfile
+import tomllib
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from ops.chart import CRD_FILES, crd_errors, crd_validator
 
-from .conftest import CHART, VALUES, RenderError, render, render_text, tool
+from .conftest import CHART, ROOT, VALUES, RenderError, render, render_text, tool
 
 KUBERNETES_VERSION = "1.30"  # the oldest minor the chart supports that kubernetes-validate ships
 # prometheus-operator kinds: no schema here; their content is checked by promtool and the
@@ -66,3 +69,31 @@ def test_every_object_carries_the_release_labels(value_set):
 def test_values_schema_refuses_bad_values(bad, message, tmp_path: Path):
     with pytest.raises(RenderError, match=message):
         render_text("default", extra=bad, tmp=tmp_path)
+
+
+def test_chart_metadata_is_real_and_versioned():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["appVersion"] == version  # the image tag defaults to it
+    assert all(part.isdigit() for part in chart["version"].split("."))
+    assert chart["maintainers"] and all(m["name"] for m in chart["maintainers"])
+    assert "example.invalid" not in (CHART / "Chart.yaml").read_text()  # no placeholder URLs
+
+
+def test_the_chart_packages_and_the_package_renders(tmp_path):
+    """`helm package` (as `make chart`) builds a versioned archive holding the generated files,
+    and helm installs from that archive: it renders with the full values."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    result = subprocess.run([tool("helm"), "package", str(CHART), "--destination", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    archive = tmp_path / f"mistral-serve-{chart['version']}.tgz"
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for needed in ("Chart.yaml", "values.yaml", "values.schema.json", "README.md", "templates/rayservice.yaml",
+                   "files/alerts/rules.yaml", "files/dashboards/mistral-serve-service.json"):
+        assert f"mistral-serve/{needed}" in names, needed
+    rendered = subprocess.run([tool("helm"), "template", "llm", str(archive), "-f", str(VALUES / "full.yaml")],
+                              capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kind: RayService" in rendered.stdout

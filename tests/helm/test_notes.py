@@ -30,3 +30,10 @@ def test_notes_tell_how_to_reach_and_operate_the_release(tmp_path):
 def test_notes_show_the_ingress_url_when_enabled(tmp_path):
     text = notes(tmp_path, "api.ingress.enabled=true", "api.ingress.host=llm.example.com", "api.ingress.tlsSecret=t")
     assert "https://llm.example.com/v1" in text
+
+
+def test_notes_count_gpu_workers_over_every_pool(tmp_path):
+    text = notes(tmp_path, "gpuWorkerGroups[0].groupName=l4", "gpuWorkerGroups[0].maxReplicas=8",
+                 "gpuWorkerGroups[1].groupName=h100", "gpuWorkerGroups[1].minReplicas=0")
+    assert "GPU workers 1-12)" in text
+    assert "GPU workers 1-4)" in notes(tmp_path / "default")

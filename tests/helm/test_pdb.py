@@ -19,4 +19,4 @@ def test_one_budget_per_worker_group_selecting_its_pods():
 
 def test_toggle():
     assert not find(render("fixed"), "PodDisruptionBudget")
-    assert one(render("default", "cpuWorkers.enabled=false"), "PodDisruptionBudget")
+    assert one(render("default", "cpuWorkers.enabled=false", "gpuWorkers.hostsGateway=true"), "PodDisruptionBudget")

@@ -17,4 +17,10 @@ def test_scrapes_the_metrics_and_autoscaler_ports_of_ray_pods():
     selector = monitor["spec"]["selector"]["matchLabels"]
     for pod in ray_pods(docs).values():
         assert selector.items() <= pod["metadata"]["labels"].items()
-        assert "metrics" in {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
+        assert "metrics" in {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+
+
+def test_every_endpoint_labels_samples_with_the_release():
+    for endpoint in one(render("full"), "PodMonitor")["spec"]["podMetricsEndpoints"]:
+        assert endpoint["relabelings"] == [{"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+                                            "targetLabel": "release"}]

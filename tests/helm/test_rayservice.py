@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from .conftest import FULLNAME, one, ray_pods, render
+import yaml
+
+from .conftest import FULLNAME, all_pods, one, ray_pods, render, secrets_seen
 
 
 def spec(value_set="default", *sets):
@@ -76,8 +78,6 @@ def test_drain_is_wired_end_to_end():
     """terminationGracePeriodSeconds >= preStop + Serve's graceful shutdown, on every worker."""
     for value_set in ("default", "fixed", "tiny-cpu"):
         s = spec(value_set)
-        import yaml
-
         args = yaml.safe_load(s["serveConfigV2"])["applications"][0]["args"]
         graceful = max(args["engine"]["deployment"]["graceful_shutdown_timeout_s"],
                        args["gateway"]["deployment"]["graceful_shutdown_timeout_s"])
@@ -102,13 +102,15 @@ def test_every_ray_pod_runs_non_root_with_probes(value_set):
         security = pod["spec"]["securityContext"]
         assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
         assert pod["spec"]["automountServiceAccountToken"] is False
-        for container in containers(pod):
+        ray = containers(pod)[0]  # sidecars (full.yaml) come after the Ray container
+        assert ray["name"] in ("ray-head", "ray-worker")
+        assert ray["livenessProbe"] and ray["readinessProbe"], name
+        readiness = ray["readinessProbe"]["exec"]["command"][-1]
+        assert ("-/healthz" in readiness) == (name != "head")
+        for container in containers(pod) + pod["spec"].get("initContainers", []):
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
-            assert container["livenessProbe"] and container["readinessProbe"], name
-            readiness = container["readinessProbe"]["exec"]["command"][-1]
-            assert ("-/healthz" in readiness) == (name != "head")
             assert container["resources"]["limits"] and container["resources"]["requests"]
 
 
@@ -116,21 +118,82 @@ def _env(container) -> dict:
     return {e["name"]: e for e in container["env"]}
 
 
-def test_secrets_reach_the_replicas_only_through_secret_refs():
-    for name, pod in ray_pods(render("default")).items():
-        env = _env(containers(pod)[0])
-        assert env["MISTRAL_SERVE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-admin", "key": "token"}
-        assert env["MISTRAL_SERVE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-redis"
-        assert env["MISTRAL_SERVE_REDIS_URL"]["value"] == (
-            f"redis://:$(MISTRAL_SERVE_REDIS_PASSWORD)@{FULLNAME}-redis.serving.svc:6379/0")
-    for name, pod in ray_pods(render("full")).items():
-        env = _env(containers(pod)[0])
-        assert env["MISTRAL_SERVE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-redis-url", "key": "url"}
-        assert env["MISTRAL_SERVE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "my-admin-token"
-        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
-        assert env["HF_HUB_OFFLINE"]["value"] == "1"
-        assert "MISTRAL_SERVE_REDIS_PASSWORD" not in env
-        assert {"name": "model-cache", "mountPath": "/home/ray/.cache/huggingface"} in containers(pod)[0]["volumeMounts"]
+def test_each_secret_reaches_only_the_containers_that_use_it():
+    """The admin token and the Redis password only where Gateway replicas run (the CPU group),
+    the Redis password also in Redis itself; the head and the GPU workers see neither."""
+    docs = render("default", "huggingFace.tokenSecret=hf-token", "redis.cache.enabled=true")
+    seen = {name: secrets_seen(pod) for name, pod in all_pods(docs).items()}
+    admin, redis, cache = f"{FULLNAME}-admin", f"{FULLNAME}-redis", f"{FULLNAME}-redis-cache"
+    assert seen == {
+        "head": {"ray-head": {"hf-token"}},
+        "gpu": {"ray-worker": {"hf-token"}},
+        "cpu": {"ray-worker": {"hf-token", admin, redis, cache}},
+        redis: {"redis": {redis}},
+        cache: {"redis": {cache}},
+    }
+
+
+def test_gateway_secrets_come_from_secret_refs_and_the_hf_token_from_a_file():
+    pods = ray_pods(render("default", "huggingFace.tokenSecret=hf-token"))
+    env = _env(containers(pods["cpu"])[0])
+    assert env["MISTRAL_SERVE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-admin", "key": "token"}
+    assert env["MISTRAL_SERVE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-redis", "key": "password"}
+    # Kubernetes expands $(VAR) when it starts the container: the pod spec holds no password.
+    assert env["MISTRAL_SERVE_REDIS_URL"]["value"] == (
+        f"redis://:$(MISTRAL_SERVE_REDIS_PASSWORD)@{FULLNAME}-redis.serving.svc:6379/0")
+    for name, pod in pods.items():
+        (container,) = containers(pod)
+        env = _env(container)
+        assert "HF_TOKEN" not in env, name  # never the token itself in the environment
+        assert env["HF_TOKEN_PATH"]["value"] == "/run/secrets/huggingface/token"
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["hf-token"] == {"name": "hf-token", "mountPath": "/run/secrets/huggingface", "readOnly": True}
+        volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "hf-token")
+        assert volume["secret"]["secretName"] == "hf-token"
+        assert ("MISTRAL_SERVE_ADMIN_TOKEN" in env) == (name == "cpu")
+
+
+def test_external_redis_url_and_existing_secrets():
+    pods = ray_pods(render("full"))
+    gateway_groups = [n for n, p in pods.items() if p["metadata"]["labels"].get("mistral-serve.io/gateway") == "true"]
+    assert gateway_groups == ["cpu"]
+    env = _env(containers(pods["cpu"])[0])
+    assert env["MISTRAL_SERVE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-redis-url", "key": "url"}
+    assert env["MISTRAL_SERVE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "my-admin-token"
+    assert "MISTRAL_SERVE_REDIS_PASSWORD" not in env
+    for pod in pods.values():
+        assert _env(containers(pod)[0])["HF_HUB_OFFLINE"]["value"] == "1"
+
+
+def test_no_secret_value_or_reference_on_a_command_line(value_set):
+    """Commands never carry a secret: no `$(SECRET_VAR)` expansion, no --requirepass."""
+    secret_vars = {"MISTRAL_SERVE_ADMIN_TOKEN", "MISTRAL_SERVE_REDIS_PASSWORD", "MISTRAL_SERVE_REDIS_URL",
+                   "MISTRAL_SERVE_CACHE_REDIS_PASSWORD", "MISTRAL_SERVE_CACHE_REDIS_URL", "HF_TOKEN", "RAY_AUTH_TOKEN"}
+    for name, pod in all_pods(render(value_set)).items():
+        for container in pod["spec"]["containers"]:
+            words = " ".join(container.get("command", []) + container.get("args", []))
+            assert "--requirepass" not in words, name
+            assert not any(f"$({var})" in words or f"${var}" in words for var in secret_vars), name
+
+
+def test_gateway_replicas_are_placed_on_gateway_hosting_groups_only():
+    s = spec("default")
+    args = yaml.safe_load(s["serveConfigV2"])["applications"][0]["args"]
+    assert args["gateway"]["deployment"]["resources"] == {"mistral_serve_gateway": 1}
+    assert "mistral_serve_gateway" not in str(args["engine"]) + str(args["moderation"])
+    groups = {g["groupName"]: g for g in s["rayClusterConfig"]["workerGroupSpecs"]}
+    assert groups["cpu"]["resources"] == {"mistral_serve_gateway": "1000"}
+    assert "resources" not in groups["gpu"]
+    fixed = {g["groupName"]: g for g in spec("fixed")["rayClusterConfig"]["workerGroupSpecs"]}
+    assert fixed["gpu"]["resources"] == {"mistral_serve_gateway": "1000"}
+    assert fixed["gpu"]["template"]["metadata"]["labels"]["mistral-serve.io/gateway"] == "true"
+
+
+def test_ray_token_authentication_is_on_by_default():
+    assert spec()["rayClusterConfig"]["authOptions"] == {"mode": "token"}
+    named = spec("default", "rayAuth.secretName=ray-token")["rayClusterConfig"]["authOptions"]
+    assert named == {"mode": "token", "secretName": "ray-token"}
+    assert "authOptions" not in spec("default", "rayAuth.enabled=false")["rayClusterConfig"]
 
 
 def test_image_tag_digest_and_pull_secrets():
@@ -149,3 +212,28 @@ def test_policies_are_mounted_read_only_in_every_ray_pod():
         assert mounts["policies"] == {"name": "policies", "mountPath": "/etc/mistral-serve/policies", "readOnly": True}
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert volumes["policies"]["configMap"]["name"] == f"{FULLNAME}-policies"
+
+
+def test_head_pod_options():
+    head = ray_pods(render("full"))["head"]
+    spec = head["spec"]
+    assert (spec["runtimeClassName"], spec["priorityClassName"]) == ("gvisor", "platform-critical")
+    assert spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ray-head"
+    assert spec["initContainers"][0]["name"] == "wait-for-dns"
+    ray, sidecar = spec["containers"]
+    assert (ray["name"], sidecar["name"]) == ("ray-head", "log-shipper")
+    assert ray["envFrom"] == [{"configMapRef": {"name": "proxy-settings"}}]
+    assert {"name": "ca-bundle", "mountPath": "/etc/ssl/corp", "readOnly": True} in ray["volumeMounts"]
+    assert {"name": "ca-bundle", "configMap": {"name": "corp-ca"}} in spec["volumes"]
+    assert head["metadata"]["labels"]["role"] == "control"
+    assert head["metadata"]["annotations"] == {"example.com/owner": "platform", "example.com/scrape": "false"}
+
+
+def test_full_values_keep_gateway_secrets_on_the_gateway_group():
+    docs = render("full")
+    seen = {name: secrets_seen(pod) for name, pod in all_pods(docs).items()}
+    for name in ("head", "l4", "h100"):
+        assert all(s <= {"hf-token"} for s in seen[name].values()), name
+    assert seen["cpu"]["ray-worker"] == {"hf-token", "my-admin-token", f"{FULLNAME}-redis-url"}
+    assert seen["cpu"]["log-shipper"] == set()  # the sidecar sees no secret
+    assert spec("full")["rayClusterConfig"]["authOptions"] == {"mode": "token", "secretName": "llm-ray-token"}

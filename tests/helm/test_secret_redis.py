@@ -28,3 +28,20 @@ def test_external_redis_url_is_stored_in_a_secret():
 def test_an_existing_url_secret_replaces_it():
     docs = render("full", "redis.external.url=", "redis.external.existingSecret=platform-redis")
     assert not find(docs, "Secret", f"{FULLNAME}-redis-url")
+
+
+def test_the_cache_redis_gets_its_own_kept_password():
+    assert not find(render(), "Secret", f"{FULLNAME}-redis-cache")
+    secret = one(render("default", "redis.cache.enabled=true"), "Secret", f"{FULLNAME}-redis-cache")
+    assert base64.b64decode(secret["data"]["password"]).decode().isalnum()
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_the_gateway_gets_the_cache_url():
+    from .conftest import ray_pods
+
+    pods = ray_pods(render("default", "redis.cache.enabled=true"))
+    env = {e["name"]: e for e in pods["cpu"]["spec"]["containers"][0]["env"]}
+    assert env["MISTRAL_SERVE_CACHE_REDIS_URL"]["value"] == (
+        f"redis://:$(MISTRAL_SERVE_CACHE_REDIS_PASSWORD)@{FULLNAME}-redis-cache.serving.svc:6379/0")
+    assert env["MISTRAL_SERVE_CACHE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-redis-cache"

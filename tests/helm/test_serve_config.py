@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from serve.cli import ray_serve_config
+from serve.serve_config import ray_serve_config
 from serve.config import AppConfig, load_config, packaged_config_path
 
 from .conftest import one, render, serve_config
@@ -26,9 +26,11 @@ def test_args_are_a_valid_deployment_config(value_set):
 
 
 def test_default_values_are_the_shipped_mistral_7b_config():
-    """The chart's defaults and serve/configs/mistral-7b.yaml describe the same deployment."""
+    """The chart's defaults and serve/configs/mistral-7b.yaml describe the same deployment (but for
+    the chart's placement of Gateway replicas on gateway-hosting worker groups)."""
     (app,) = serve_config(render("default"))["applications"]
     expected = ray_serve_config(load_config(packaged_config_path("mistral-7b")))["applications"][0]
+    assert app["args"]["gateway"]["deployment"]["resources"].pop("mistral_serve_gateway") == 1
     assert AppConfig.model_validate(app["args"]) == AppConfig.model_validate(expected["args"])
     assert app["import_path"] == expected["import_path"]
 
@@ -45,7 +47,7 @@ def test_autoscaling_toggle_and_custom_resources_reach_the_args():
     (app,) = serve_config(render("fixed"))["applications"]
     engine = app["args"]["engine"]["deployment"]
     assert "autoscaling" not in engine and engine["num_replicas"] == 4
-    assert app["args"]["gateway"]["deployment"]["resources"] == {"accelerator_type:none": 0.001}
+    assert app["args"]["gateway"]["deployment"]["resources"] == {"accelerator_type:none": 0.001, "mistral_serve_gateway": 1}
     assert app["args"]["cache"]["enabled"] is False
 
 

@@ -22,7 +22,7 @@ def promtool() -> str:
 
 def test_rule_files_are_generated():
     assert alerts.RULES.read_text() == alerts.rules_text(), "regenerate: python -m ops.alerts"
-    assert alerts.CHART_RULES.read_text() == alerts.rules_text(), "regenerate: python -m ops.alerts"
+    assert alerts.CHART_RULES.read_text() == alerts.rules_text(chart=True), "regenerate: python -m ops.alerts"
 
 
 def test_promtool_checks_the_rules():
@@ -55,3 +55,22 @@ def test_every_alert_has_a_runbook_that_names_it():
         assert page.read_text().startswith(f"# {alert.name}\n")
         assert alert.name in index
         assert alert.severity in ("warning", "critical")
+
+
+def test_every_aggregation_keeps_the_namespace_and_release():
+    """Two releases in one Prometheus never mix: no `sum`/`max` drops namespace or release."""
+    import re
+
+    for alert in alerts.ALERTS:
+        for match in re.finditer(r"\b(sum|max|min|avg)\b\s*(by\s*\(([^)]*)\))?", alert.expr):
+            assert match.group(3) and {"namespace", "release"} <= {s.strip() for s in match.group(3).split(",")}, \
+                f"{alert.name}: {match.group(0)}"
+
+
+def test_the_chart_copy_matches_its_release_in_every_selector():
+    from ops.alerts.promql import METRIC
+
+    for rule in yaml.safe_load(alerts.CHART_RULES.read_text())["groups"][0]["rules"]:
+        selectors = [m.group(2) or "" for m in METRIC.finditer(rule["expr"])]
+        assert selectors and all(s.startswith('{namespace="__RELEASE_NAMESPACE__", release="__RELEASE_NAME__"')
+                                 for s in selectors), rule["alert"]

@@ -1,5 +1,6 @@
-"""The dashboards as code: generated, on the datasource variable, rates over $__rate_interval only,
-and every metric they read defined by serve/metrics.py or by Ray itself.
+"""The dashboards as code: generated, on the datasource variable, scoped to the namespace and
+release variables, rates over $__rate_interval only, and every metric they read defined by
+serve/metrics.py, by Ray itself or by the NVIDIA DCGM exporter.
 
 That every query returns data from a real Prometheus scraping a running stack is
 tests/e2e/test_dashboards_prometheus.py.
@@ -20,7 +21,10 @@ RAY_METRICS = {
     "ray_serve_deployment_queued_queries", "ray_serve_num_http_requests_total",
     "autoscaler_pending_nodes", "autoscaler_active_nodes",
 }
+# The DCGM exporter's GPU metrics (its default counters: dcp-metrics-included.csv / default-counters.csv).
+DCGM_METRICS = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"}
 METRIC = re.compile(r"\b((?:ray|autoscaler)_[a-z_]+)\b")
+ANY_METRIC = re.compile(r"\b((?:ray|autoscaler)_[a-z_]+|DCGM_FI_[A-Z_]+)\b(\{[^}]*\})?")
 CUMULATIVE = re.compile(r"_(total|bucket|sum|count)$")
 
 
@@ -34,8 +38,15 @@ def test_dashboard_files_are_generated():
 def test_every_panel_uses_the_datasource_variable():
     for uid in dashboards.DASHBOARDS:
         board = json.loads(dashboards.dashboard_text(uid))
-        (variable,) = board["templating"]["list"]
+        variable, namespace, release = board["templating"]["list"]
         assert (variable["type"], variable["name"], variable["query"]) == ("datasource", "datasource", "prometheus")
+        # Namespace, then the releases of that namespace, from the datasource chosen.
+        assert (namespace["type"], namespace["name"]) == ("query", "namespace")
+        assert namespace["query"] == "label_values(ray_serve_deployment_replica_healthy, namespace)"
+        assert (release["type"], release["name"]) == ("query", "release")
+        assert release["query"] == 'label_values(ray_serve_deployment_replica_healthy{namespace="$namespace"}, release)'
+        for query_variable in (namespace, release):
+            assert query_variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         for panel in board["panels"]:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
             assert panel["targets"]
@@ -56,6 +67,29 @@ def test_counters_and_histograms_only_through_rate_over_rate_interval():
         assert "[5m]" not in query.expr and "[1h]" not in query.expr
         if "histogram_quantile" in query.expr:
             assert "_bucket" in query.expr and "by (le" in query.expr
+
+
+def test_every_selector_is_scoped_to_the_namespace_and_release():
+    """Two releases in one Prometheus never mix on a dashboard."""
+    for _, title, query in dashboards.queries():
+        selectors = [(m.group(1), m.group(2) or "") for m in ANY_METRIC.finditer(query.expr)]
+        assert selectors, title
+        for name, selector in selectors:
+            if name.startswith("DCGM_"):
+                assert selector.startswith('{namespace="$namespace", pod=~"$release-.*"'), (title, name)
+            else:
+                assert selector.startswith('{namespace="$namespace", release="$release"'), (title, name)
+
+
+def test_gpu_panels_read_the_dcgm_exporter():
+    panels = {p.title: p for p in dashboards.AUTOSCALING}
+    utilisation, memory = panels["GPU utilisation"], panels["GPU memory"]
+    assert (utilisation.unit, memory.unit) == ("percent", "mbytes")
+    assert "DCGM_FI_DEV_GPU_UTIL" in utilisation.queries[0].expr
+    assert ["DCGM_FI_DEV_FB_USED" in memory.queries[0].expr, "DCGM_FI_DEV_FB_FREE" in memory.queries[1].expr] == [True, True]
+    used = {m.group(1) for _, _, q in dashboards.queries() for m in ANY_METRIC.finditer(q.expr)}
+    assert {name for name in used if name.startswith("DCGM_")} <= DCGM_METRICS
+    assert {q.source for p in (utilisation, memory) for q in p.queries} == {"dcgm"}
 
 
 def test_every_metric_is_defined():
@@ -86,7 +120,7 @@ def test_ray_metrics_exist_in_this_ray():
 def test_both_views_have_the_panels_the_operators_need():
     titles = {uid: [p.title for p in panels] for uid, (_, _, panels) in dashboards.DASHBOARDS.items()}
     autoscaling = " ".join(titles["mistral-serve-autoscaling"]).lower()
-    for words in ("target vs running", "queued", "gpu workers pending", "429 and 503"):
+    for words in ("target vs running", "queued", "gpu workers pending", "429 and 503", "gpu utilisation", "gpu memory"):
         assert words in autoscaling
     service = " ".join(titles["mistral-serve-service"]).lower()
     for words in ("time to first token", "inter-token", "tokens per second", "cache hit ratio",

@@ -26,11 +26,11 @@ import yaml
 
 from ops.chart import CHART, ROOT, crd_errors
 from serve.cli import build_parser
-from serve.ops import cli as ops_cli
-from serve.ops.keys import AdminApi, SocketTransport, UrlTransport, admin_api, api_port, serving_pod
-from serve.ops.kube import Clients, OpsError
-from serve.ops.scale import ScaleRequest, apply_scale, scale_patch
-from serve.ops.status import collect, format_status
+from serve.operator_cli import cli as ops_cli
+from serve.operator_cli.keys import AdminApi, SocketTransport, UrlTransport, admin_api, api_port, serving_pod
+from serve.operator_cli.kube import Clients, OpsError
+from serve.operator_cli.scale import ScaleRequest, apply_scale, scale_patch
+from serve.operator_cli.status import collect, format_status
 
 NS, NAME, CLUSTER = "llm", "llm-mistral-serve", "llm-mistral-serve-raycluster-abcde"
 ADMIN_TOKEN = "admin-token-from-secret"
@@ -293,7 +293,7 @@ def test_scale_refuses_invalid_bounds_before_patching(kube):
 
 
 def test_a_concurrent_change_fails_the_patch_instead_of_being_overwritten(kube, monkeypatch):
-    from serve.ops import scale
+    from serve.operator_cli import scale
 
     original = scale.get_rayservice
 

@@ -14,7 +14,7 @@ import pytest
 
 from serve import metrics
 from serve.engine.batching import BatchingEngine
-from serve.engine.telemetry import EngineTelemetry
+from serve.engine.telemetry import EngineMetricsReporter, EngineTelemetry
 from serve.engine.types import EngineRequest, EngineStats, SamplingParams
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def test_reporter_moves_telemetry_into_the_engine_metrics(fake):
     telemetry.on_token(0.2, first=True)
     telemetry.on_token(0.03, first=False)
     telemetry.on_finish("stop", 0.25)
-    reporter = metrics.EngineMetricsReporter(telemetry, lambda: EngineStats(running=3, waiting=5), batch_slots=16)
+    reporter = EngineMetricsReporter(telemetry, lambda: EngineStats(running=3, waiting=5), batch_slots=16)
     reporter.flush()
     assert fake.samples[("mistral_serve_engine_time_to_first_token_seconds",)] == [0.2]
     assert fake.samples[("mistral_serve_engine_inter_token_latency_seconds",)] == [0.03]
@@ -172,3 +172,18 @@ def test_moderation_metrics_keep_prometheus_clients_api_and_count_fail_open(fake
     assert fake.samples[("mistral_serve_moderation_check_seconds", ("direction", "input"), ("policy", "default"))] == [0.003]
     fail_open = {k: v for k, v in fake.counters.items() if k[0] == "mistral_serve_moderation_fail_open_total"}
     assert fail_open == {("mistral_serve_moderation_fail_open_total", ("policy", "default"), ("rail", "self_check")): 1}
+
+
+def test_the_moderation_metrics_are_defined_once_and_match_the_guardrails_interface():
+    # guardrails declares what it records (attribute -> label names); the catalogue here defines the
+    # metrics. A rename, a new label or a new moderation metric on one side only fails here.
+    from dataclasses import fields
+
+    from guardrails.metrics import LABELS
+
+    recorded = metrics.moderation_metrics()
+    assert {f.name for f in fields(recorded)} == set(LABELS)
+    for attribute, labels in LABELS.items():
+        assert getattr(recorded, attribute).spec.tags == labels, attribute
+    by_moderation = {spec.name for spec in metrics.SPECS if spec.recorded_by == "Moderation"}
+    assert by_moderation == {getattr(recorded, attribute).spec.name for attribute in LABELS}

@@ -60,6 +60,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-redis" (include "mistral-serve.fullname" .) -}}
 {{- end -}}
 
+{{- define "mistral-serve.redisCacheName" -}}
+{{- printf "%s-redis-cache" (include "mistral-serve.fullname" .) -}}
+{{- end -}}
+
+{{- define "mistral-serve.modelCacheClaim" -}}
+{{- default (printf "%s-model-cache" (include "mistral-serve.fullname" .)) .Values.huggingFace.modelCache.existingClaim -}}
+{{- end -}}
+
+{{/* The custom Ray resource gateway-hosting groups advertise and every Gateway replica asks for. */}}
+{{- define "mistral-serve.gatewayResource" -}}
+mistral_serve_gateway
+{{- end -}}
+
+{{/* serve.gateway.deployment (camelCase values) with the placement on gateway-hosting groups,
+     the only pods holding the Redis URL and the admin token: each Gateway replica asks for one
+     unit of the custom Ray resource those groups advertise. */}}
+{{- define "mistral-serve.gatewayDeployment" -}}
+{{- $gateway := deepCopy .Values.serve.gateway.deployment -}}
+{{- $_ := set $gateway "resources" (merge (dict (include "mistral-serve.gatewayResource" .) 1) (default (dict) $gateway.resources)) -}}
+{{- toJson $gateway -}}
+{{- end -}}
+
 {{/* The Secret and key holding the bundled Redis password. */}}
 {{- define "mistral-serve.redisPasswordSecret" -}}
 {{- default (include "mistral-serve.redisName" .) .Values.redis.existingSecret -}}
@@ -80,6 +102,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Worker groups as JSON [{gpu, spec}]: each item of gpuWorkerGroups merged over gpuWorkers
+     (one group of gpuWorkers alone when the list is empty), then the CPU group. */}}
+{{- define "mistral-serve.workerGroups" -}}
+{{- $groups := list -}}
+{{- range (.Values.gpuWorkerGroups | default (list (dict))) -}}
+{{- $groups = append $groups (dict "gpu" true "spec" (mergeOverwrite (deepCopy $.Values.gpuWorkers) (deepCopy .))) -}}
+{{- end -}}
+{{- if .Values.cpuWorkers.enabled -}}
+{{- $groups = append $groups (dict "gpu" false "spec" .Values.cpuWorkers) -}}
+{{- end -}}
+{{- toJson $groups -}}
+{{- end -}}
+
+{{/* Names of the worker groups that host Gateway replicas (JSON list). */}}
+{{- define "mistral-serve.gatewayGroups" -}}
+{{- $names := list -}}
+{{- range (include "mistral-serve.workerGroups" . | fromJsonArray) -}}
+{{- if .spec.hostsGateway }}{{ $names = append $names .spec.groupName }}{{ end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
 {{/* Validation: every misconfiguration the chart can detect fails the install with a message. */}}
 {{- define "mistral-serve.validate" -}}
 {{- $engine := .Values.serve.engine.deployment -}}
@@ -92,31 +136,69 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.redis.bundled (or .Values.redis.external.url .Values.redis.external.existingSecret) -}}
 {{- fail "set either redis.bundled or redis.external, not both" -}}
 {{- end -}}
-{{- if lt (int .Values.gpuWorkers.maxReplicas) (int .Values.gpuWorkers.minReplicas) -}}
-{{- fail "gpuWorkers.maxReplicas must be at least gpuWorkers.minReplicas" -}}
+{{- $names := list -}}
+{{- $largestGpus := 0.0 -}}
+{{- $gpuCapacity := 0.0 -}}
+{{- range (include "mistral-serve.workerGroups" . | fromJsonArray) -}}
+{{- $g := .spec -}}
+{{- if has $g.groupName $names -}}
+{{- fail (printf "worker group name %q is used twice (gpuWorkerGroups, cpuWorkers.groupName)" $g.groupName) -}}
 {{- end -}}
-{{- if and .Values.cpuWorkers.enabled (lt (int .Values.cpuWorkers.maxReplicas) (int .Values.cpuWorkers.minReplicas)) -}}
-{{- fail "cpuWorkers.maxReplicas must be at least cpuWorkers.minReplicas" -}}
+{{- $names = append $names $g.groupName -}}
+{{- if lt (int $g.maxReplicas) (int $g.minReplicas) -}}
+{{- fail (printf "worker group %q: maxReplicas must be at least minReplicas" $g.groupName) -}}
+{{- end -}}
+{{- if and $g.hostsGateway (hasKey (default (dict) $g.rayStartParams) "resources") -}}
+{{- fail (printf "worker group %q hosts the Gateway: declare custom Ray resources in its rayResources, not rayStartParams.resources" $g.groupName) -}}
+{{- end -}}
+{{- if .gpu -}}
+{{- if gt (float64 $g.gpusPerWorker) $largestGpus }}{{ $largestGpus = float64 $g.gpusPerWorker }}{{ end -}}
+{{- $gpuCapacity = addf $gpuCapacity (mulf (float64 $g.maxReplicas) (float64 $g.gpusPerWorker)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and $engine.autoscaling.enabled (lt (int $engine.autoscaling.maxReplicas) (int $engine.autoscaling.minReplicas)) -}}
 {{- fail "serve.engine.deployment.autoscaling.maxReplicas must be at least minReplicas" -}}
 {{- end -}}
-{{- if gt (float64 $engine.numGpus) (float64 .Values.gpuWorkers.gpusPerWorker) -}}
-{{- fail "serve.engine.deployment.numGpus exceeds gpuWorkers.gpusPerWorker: no worker could host an engine replica" -}}
+{{- if gt (float64 $engine.numGpus) $largestGpus -}}
+{{- fail "serve.engine.deployment.numGpus exceeds every GPU group's gpusPerWorker: no worker could host an engine replica" -}}
 {{- end -}}
 {{- if $engine.autoscaling.enabled -}}
-{{- $capacity := mulf (float64 .Values.gpuWorkers.maxReplicas) (float64 .Values.gpuWorkers.gpusPerWorker) -}}
 {{- $needed := mulf (float64 $engine.autoscaling.minReplicas) (float64 $engine.numGpus) -}}
-{{- if gt $needed $capacity -}}
-{{- fail "serve.engine.deployment.autoscaling.minReplicas x numGpus exceeds gpuWorkers.maxReplicas x gpusPerWorker" -}}
+{{- if gt $needed $gpuCapacity -}}
+{{- fail "serve.engine.deployment.autoscaling.minReplicas x numGpus exceeds the GPU groups' maxReplicas x gpusPerWorker" -}}
 {{- end -}}
 {{- end -}}
 {{- $explicit := int .Values.drain.terminationGracePeriodSeconds -}}
 {{- if and (gt $explicit 0) (lt $explicit (int (include "mistral-serve.computedGracePeriod" .))) -}}
 {{- fail (printf "drain.terminationGracePeriodSeconds (%d) is below preStop + Serve graceful shutdown + margin (%s): in-flight requests would be killed" $explicit (include "mistral-serve.computedGracePeriod" .)) -}}
 {{- end -}}
-{{- if and .Values.huggingFace.modelCache.enabled (not .Values.huggingFace.modelCache.existingClaim) -}}
-{{- fail "huggingFace.modelCache.enabled needs huggingFace.modelCache.existingClaim" -}}
+{{- $modelCache := .Values.huggingFace.modelCache -}}
+{{- if and $modelCache.enabled (not $modelCache.existingClaim) (not (has "ReadWriteMany" $modelCache.accessModes)) -}}
+{{- fail "huggingFace.modelCache.accessModes needs ReadWriteMany: the head and every worker mount the created claim (or give an existingClaim)" -}}
+{{- end -}}
+{{- if not (include "mistral-serve.gatewayGroups" . | fromJsonArray) -}}
+{{- fail "no worker group hosts the Gateway: set hostsGateway on cpuWorkers (enabled) or on a GPU worker group" -}}
+{{- end -}}
+{{- if and .Values.rayAuth.secretName (not .Values.rayAuth.enabled) -}}
+{{- fail "rayAuth.secretName is set but rayAuth.enabled is false: Ray would run without authentication" -}}
+{{- end -}}
+{{- if and .Values.redis.cache.enabled (not .Values.redis.bundled) -}}
+{{- fail "redis.cache.enabled needs redis.bundled (with an external Redis, point the cache at your own instance)" -}}
+{{- end -}}
+{{- if .Values.api.ingress.enabled -}}
+{{- range .Values.api.ingress.paths -}}
+{{- if or (eq . "/") (hasPrefix "/admin" .) (hasPrefix "/docs" .) (hasPrefix "/openapi" .) -}}
+{{- fail (printf "api.ingress.paths: %q would publish /admin, /docs or /openapi.json on the public Ingress (use api.adminIngress for /admin)" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.api.adminIngress.enabled -}}
+{{- if not .Values.api.adminIngress.className -}}
+{{- fail "api.adminIngress.enabled needs api.adminIngress.className (an internal-only IngressClass)" -}}
+{{- end -}}
+{{- if and .Values.api.ingress.enabled (eq .Values.api.adminIngress.className .Values.api.ingress.className) -}}
+{{- fail "api.adminIngress.className must differ from api.ingress.className: /admin never goes through the public controller" -}}
+{{- end -}}
 {{- end -}}
 {{- if not (has .Values.upgrade.strategy (list "NewCluster" "None" "NewClusterWithIncrementalUpgrade")) -}}
 {{- fail "upgrade.strategy must be NewCluster, None or NewClusterWithIncrementalUpgrade" -}}
@@ -187,10 +269,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- /* The policies of the ConfigMap replace the packaged ones. */ -}}
 {{- $_ := set (index $args "moderation") "policies_dir" "/etc/mistral-serve/policies" -}}
 {{- end -}}
+{{- $_ := set (index $args "gateway") "deployment" (include "mistral-serve.snakeKeys" (include "mistral-serve.gatewayDeployment" . | fromJson) | fromJson) -}}
 {{- toJson $args -}}
 {{- end -}}
 
-{{/* serveConfigV2: the shape of `mistral-serve ray-config` (serve/cli.py ray_serve_config). */}}
+{{/* serveConfigV2: the shape of `mistral-serve ray-config` (serve/serve_config.py ray_serve_config). */}}
 {{- define "mistral-serve.serveConfig" -}}
 {{- $app := dict "name" .Values.serve.name "route_prefix" "/" "import_path" "serve.app:build_app" "args" (include "mistral-serve.appArgs" . | fromJson) -}}
 {{- $config := dict "proxy_location" "EveryNode" "http_options" (dict "host" "0.0.0.0" "port" (int .Values.api.port)) "applications" (list $app) -}}
@@ -199,47 +282,63 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Ray pods -------------------------------------------------------------------------------- */}}
 
-{{/* Environment of every Ray container: replicas inherit it from the raylet. Secrets come from
-     Kubernetes Secrets, never through Ray's (visible) deployment config. */}}
+{{/* Environment of a Ray container (replicas inherit it from the raylet). Secrets come from
+     Kubernetes Secrets, never through Ray's (visible) deployment config, and only where they are
+     used: the Redis URLs and the admin token on gateway-hosting groups only (.gateway); the
+     Hugging Face token as a mounted file (HF_TOKEN_PATH), never in the environment. */}}
 {{- define "mistral-serve.rayEnv" -}}
+{{- $root := .root -}}
+{{- if .gateway }}
 - name: MISTRAL_SERVE_ADMIN_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ include "mistral-serve.adminSecretName" . }}
+      name: {{ include "mistral-serve.adminSecretName" $root }}
       key: token
-{{- if .Values.redis.bundled }}
+{{- if $root.Values.redis.bundled }}
 - name: MISTRAL_SERVE_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "mistral-serve.redisPasswordSecret" . }}
+      name: {{ include "mistral-serve.redisPasswordSecret" $root }}
       key: password
 - name: MISTRAL_SERVE_REDIS_URL
-  value: {{ printf "redis://:$(MISTRAL_SERVE_REDIS_PASSWORD)@%s.%s.svc:6379/0" (include "mistral-serve.redisName" .) .Release.Namespace | quote }}
+  value: {{ printf "redis://:$(MISTRAL_SERVE_REDIS_PASSWORD)@%s.%s.svc:6379/0" (include "mistral-serve.redisName" $root) $root.Release.Namespace | quote }}
+{{- if $root.Values.redis.cache.enabled }}
+- name: MISTRAL_SERVE_CACHE_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mistral-serve.redisCacheName" $root }}
+      key: password
+- name: MISTRAL_SERVE_CACHE_REDIS_URL
+  value: {{ printf "redis://:$(MISTRAL_SERVE_CACHE_REDIS_PASSWORD)@%s.%s.svc:6379/0" (include "mistral-serve.redisCacheName" $root) $root.Release.Namespace | quote }}
+{{- end }}
 {{- else }}
 - name: MISTRAL_SERVE_REDIS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "mistral-serve.redisUrlSecret" . }}
-      key: {{ .Values.redis.external.urlSecretKey }}
+      name: {{ include "mistral-serve.redisUrlSecret" $root }}
+      key: {{ $root.Values.redis.external.urlSecretKey }}
+{{- end }}
 {{- end }}
 - name: HF_HOME
-  value: /home/ray/.cache/huggingface
-{{- if .Values.huggingFace.offline }}
+  value: {{ include "mistral-serve.hfHome" $root }}
+{{- if $root.Values.huggingFace.offline }}
 - name: HF_HUB_OFFLINE
   value: "1"
 {{- end }}
-{{- if .Values.huggingFace.tokenSecret }}
-- name: HF_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.huggingFace.tokenSecret }}
-      key: token
+{{- if $root.Values.huggingFace.tokenSecret }}
+# The token file, not the token: huggingface_hub reads it from HF_TOKEN_PATH.
+- name: HF_TOKEN_PATH
+  value: /run/secrets/huggingface/token
 {{- end }}
 - name: RAY_USAGE_STATS_ENABLED
   value: "0"
-{{- with .Values.extraEnv }}
+{{- with $root.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{- define "mistral-serve.hfHome" -}}
+/home/ray/.cache/huggingface
 {{- end -}}
 
 {{- define "mistral-serve.rayVolumeMounts" -}}
@@ -249,7 +348,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   mountPath: /home/ray/.cache
 {{- if .Values.huggingFace.modelCache.enabled }}
 - name: model-cache
-  mountPath: /home/ray/.cache/huggingface
+  mountPath: {{ include "mistral-serve.hfHome" . }}
+{{- end }}
+{{- if .Values.huggingFace.tokenSecret }}
+- name: hf-token
+  mountPath: /run/secrets/huggingface
+  readOnly: true
 {{- end }}
 - name: policies
   mountPath: /etc/mistral-serve/policies
@@ -264,7 +368,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.huggingFace.modelCache.enabled }}
 - name: model-cache
   persistentVolumeClaim:
-    claimName: {{ .Values.huggingFace.modelCache.existingClaim }}
+    claimName: {{ include "mistral-serve.modelCacheClaim" . }}
+{{- end }}
+{{- if .Values.huggingFace.tokenSecret }}
+- name: hf-token
+  secret:
+    secretName: {{ .Values.huggingFace.tokenSecret }}
+    defaultMode: 0440
+    items:
+      - key: token
+        path: token
 {{- end }}
 - name: policies
   configMap:
@@ -325,4 +438,61 @@ preStop:
       - bash
       - -c
       - {{ printf "ray drain-node --reason DRAIN_NODE_REASON_PREEMPTION --reason-message 'pod terminating' --deadline-remaining-seconds %s || true; for _ in $(seq %s); do grep -qsx raylet /proc/[0-9]*/comm || exit 0; sleep 1; done" (include "mistral-serve.gracePeriod" .) $wait | quote }}
+{{- end -}}
+
+{{/* A byte count as an nginx size (8388608 -> 8m). */}}
+{{- define "mistral-serve.nginxSize" -}}
+{{- if eq (mod . 1048576) 0 -}}{{ div . 1048576 }}m
+{{- else if eq (mod . 1024) 0 -}}{{ div . 1024 }}k
+{{- else -}}{{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level per-group options of a Ray pod: runtimeClassName, priorityClassName,
+     topologySpreadConstraints (a constraint without labelSelector selects this group's pods)
+     and initContainers. .group: head or a worker group's values; .component: its component label. */}}
+{{- define "mistral-serve.podExtras" -}}
+{{- $root := .root -}}
+{{- $group := .group -}}
+{{- with $group.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with $group.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $group.topologySpreadConstraints }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}
+{{- $labels := include "mistral-serve.selectorLabels" $root | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/component" $.component }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" $labels) }}
+{{- end }}
+  - {{ toYaml $constraint | nindent 4 | trim }}
+{{- end }}
+{{- end }}
+{{- with $group.initContainers }}
+initContainers:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod labels and annotations of a Ray pod: the chart's, podLabels/podAnnotations, then the group's. */}}
+{{- define "mistral-serve.podMetadata" -}}
+{{- $root := .root -}}
+labels:
+  {{- include "mistral-serve.selectorLabels" $root | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- if .gateway }}
+  # Hosts Gateway replicas: the pods the Redis NetworkPolicy admits.
+  mistral-serve.io/gateway: "true"
+  {{- end }}
+  {{- with (merge (deepCopy (default (dict) .group.podLabels)) (default (dict) $root.Values.podLabels)) }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with (merge (deepCopy (default (dict) .group.podAnnotations)) (default (dict) $root.Values.podAnnotations)) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

@@ -7,6 +7,17 @@
   minReplicas: {{ $group.minReplicas }}
   maxReplicas: {{ $group.maxReplicas }}
   idleTimeoutSeconds: {{ $group.idleTimeoutSeconds }}
+  {{- $rayResources := deepCopy (default (dict) $group.rayResources) -}}
+  {{- if $group.hostsGateway -}}
+  {{- $_ := set $rayResources (include "mistral-serve.gatewayResource" $root) "1000" -}}
+  {{- end }}
+  {{- with $rayResources }}
+  # Custom Ray resources of this group's nodes (`ray start --resources`).
+  resources:
+    {{- range $key, $value := . }}
+    {{ $key | quote }}: {{ $value | toString | quote }}
+    {{- end }}
+  {{- end }}
   rayStartParams:
     metrics-export-port: {{ $root.Values.metrics.port | quote }}
     {{- range $key, $value := $group.rayStartParams }}
@@ -14,19 +25,11 @@
     {{- end }}
   template:
     metadata:
-      labels:
-        {{- include "mistral-serve.selectorLabels" $root | nindent 8 }}
-        app.kubernetes.io/component: {{ printf "ray-worker-%s" $group.groupName }}
-        {{- with $root.Values.podLabels }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      {{- with $root.Values.podAnnotations }}
-      annotations:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
+      {{- include "mistral-serve.podMetadata" (dict "root" $root "group" $group "component" (printf "ray-worker-%s" $group.groupName) "gateway" $group.hostsGateway) | nindent 6 }}
     spec:
       serviceAccountName: {{ include "mistral-serve.serviceAccountName" $root }}
       automountServiceAccountToken: false
+      {{- include "mistral-serve.podExtras" (dict "root" $root "group" $group "component" (printf "ray-worker-%s" $group.groupName)) | nindent 6 }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
       # Drain: preStop (Ray drains the node) + Serve's graceful shutdown + margin.
@@ -57,11 +60,15 @@
             - {name: serve, containerPort: {{ $root.Values.api.port }}}
             - {name: metrics, containerPort: {{ $root.Values.metrics.port }}}
           env:
-            {{- include "mistral-serve.rayEnv" $root | nindent 12 }}
+            {{- include "mistral-serve.rayEnv" (dict "root" $root "gateway" $group.hostsGateway) | nindent 12 }}
             # When SIGTERM reaches `ray start` after the preStop, it keeps draining this long
             # (Ray's default, 30 s, would cut a replica's graceful shutdown short).
             - name: RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S
               value: {{ include "mistral-serve.maxGracefulShutdown" $root | quote }}
+          {{- with $group.envFrom }}
+          envFrom:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           resources:
             {{- $resources := deepCopy $group.resources -}}
             {{- if and .gpu (gt (int $group.gpusPerWorker) 0) -}}
@@ -80,6 +87,12 @@
             - name: dshm
               mountPath: /dev/shm
             {{- end }}
+            {{- with $group.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with $group.sidecars }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "mistral-serve.rayVolumes" $root | nindent 8 }}
         {{- if .gpu }}
@@ -87,5 +100,8 @@
           emptyDir:
             medium: Memory
             sizeLimit: {{ $group.shmSize }}
+        {{- end }}
+{{- with $group.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
 {{- end -}}

@@ -1,4 +1,4 @@
-"""The engine client under overload and replica loss: typed API errors, one safe retry."""
+"""The engine client under overload and replica loss: engine exceptions (no HTTP), one safe retry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
 from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
-from serve.errors import RateLimitError, ServiceUnavailableError
+from serve.engine.errors import EngineOverloaded, EngineUnavailable
 from serve.engine.client import RayEngineClient
 
 REQUEST = EngineRequest("r", (1, 2), SamplingParams(max_tokens=2))
@@ -55,17 +55,14 @@ async def collect(client):
     return [output.text async for output in client.generate(REQUEST)]
 
 
-@pytest.mark.parametrize(("status", "error_class"), [(503, ServiceUnavailableError), (429, RateLimitError)])
-async def test_backpressure_becomes_the_configured_status_with_retry_after(status, error_class):
+@pytest.mark.parametrize("status", [503, 429])
+async def test_backpressure_becomes_an_overload_with_the_configured_status_and_retry_after(status):
     overload = BackPressureError(num_queued_requests=4, max_queued_requests=4, status_code=status, retry_after_s=1.5)
-    # cancel() re-raising the assignment error must not replace the API error.
+    # cancel() re-raising the assignment error must not replace the engine error.
     handle = FakeHandle(FakeResponses([], overload, cancel_error=overload))
-    with pytest.raises(error_class) as raised:
+    with pytest.raises(EngineOverloaded) as raised:
         await collect(RayEngineClient(handle))
-    error = raised.value
-    assert error.status == status and error.code == "engine_overloaded"
-    assert error.headers == {"Retry-After": "2"}
-    assert error.body().error.type in ("server_error", "requests")
+    assert raised.value.status_hint == status and raised.value.retry_after_s == 1.5
 
 
 async def test_a_replica_lost_before_any_output_is_retried_once():
@@ -77,15 +74,15 @@ async def test_a_replica_lost_before_any_output_is_retried_once():
 
 async def test_a_replica_lost_twice_is_a_503_to_retry():
     handle = FakeHandle(FakeResponses([], ActorDiedError()), FakeResponses([], ActorDiedError()))
-    with pytest.raises(ServiceUnavailableError) as raised:
+    with pytest.raises(EngineUnavailable) as raised:
         await collect(RayEngineClient(handle))
-    assert raised.value.code == "engine_unavailable" and "Retry-After" in raised.value.headers
+    assert raised.value.retry_after_s > 0
 
 
 async def test_a_replica_lost_mid_stream_is_not_retried():
     handle = FakeHandle(FakeResponses(["a"], ActorDiedError()), FakeResponses(["x"]))
     received = []
-    with pytest.raises(ServiceUnavailableError):
+    with pytest.raises(EngineUnavailable):
         async for output in RayEngineClient(handle).generate(REQUEST):
             received.append(output.text)
     assert received == ["a"] and handle.calls == 1  # the client saw output: a retry would repeat it
@@ -102,6 +99,6 @@ class SilentResponses(FakeResponses):
 async def test_a_request_without_output_does_not_wait_forever():
     silent = SilentResponses([])
     client = RayEngineClient(FakeHandle(silent), first_output_timeout_s=0.05)
-    with pytest.raises(ServiceUnavailableError) as raised:
+    with pytest.raises(EngineUnavailable):
         await collect(client)
-    assert raised.value.code == "engine_unavailable" and silent.cancelled
+    assert silent.cancelled

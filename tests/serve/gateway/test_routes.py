@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from serve.config import TenancyConfig
-from serve.engine.adapter import EngineAdapter
+from serve.gateway.adapter import EngineAdapter
 from serve.engine.types import EngineOutput
-from serve.errors import ServiceUnavailableError
+from serve.engine.errors import EngineOverloaded, EngineUnavailable
 from serve.gateway.drain import DrainReporter, DrainState
 from serve.gateway.pipeline import Pipeline, Tenancy
 from serve.gateway.routes import create_app
@@ -73,14 +73,15 @@ async def test_non_streamed_chat_shape(make_client):
 
 
 async def test_engine_failure_midstream_ends_with_an_error_event(make_client):
-    engine = FakeEngine(fail_with=ServiceUnavailableError(message="busy", code="engine_overloaded"))
+    engine = FakeEngine(fail_with=EngineUnavailable("replica lost"))
     async with make_client(engine) as client:
         raw = (await client.post("/v1/chat/completions", json={**BODY, "stream": True})).text
     events = [e for e in raw.split("\n\n") if e]
     assert "[DONE]" not in raw
-    assert json.loads(events[-1].removeprefix("data: ")) == {
-        "error": {"message": "busy", "type": "server_error", "param": None, "code": "engine_overloaded"}
-    }
+    assert json.loads(events[-1].removeprefix("data: ")) == {"error": {
+        "message": "The engine replica serving this request became unavailable. Please retry.",
+        "type": "server_error", "param": None, "code": "engine_unavailable",
+    }}
     assert "Hel" in events[1]
 
 
@@ -98,11 +99,18 @@ async def test_unexpected_engine_error_is_a_generic_500_without_internals(make_c
 @pytest.mark.parametrize("body", [BODY, {**BODY, "stream": True}, {**BODY, "stream": True, "n": 2}],
                          ids=["whole", "stream", "stream-n2"])
 async def test_overload_before_any_output_is_a_503_even_for_a_stream(make_client, body):
-    refusal = ServiceUnavailableError(message="busy", code="engine_overloaded", headers={"Retry-After": "1"})
+    refusal = EngineOverloaded(retry_after_s=0.5, status_hint=503)
     async with make_client(FakeEngine(pieces=(), fail_with=refusal)) as client:
         response = await client.post("/v1/chat/completions", json=body)
     assert response.status_code == 503 and response.json()["error"]["code"] == "engine_overloaded"
     assert response.headers["retry-after"] == "1"
+
+
+async def test_an_overload_configured_as_429_is_a_rate_limit(make_client):
+    async with make_client(FakeEngine(pieces=(), fail_with=EngineOverloaded(2, status_hint=429))) as client:
+        response = await client.post("/v1/chat/completions", json=BODY)
+    assert response.status_code == 429 and response.json()["error"]["type"] == "requests"
+    assert response.headers["retry-after"] == "2"
 
 
 async def test_a_draining_gateway_refuses_new_requests_and_counts_those_in_flight(make_client):

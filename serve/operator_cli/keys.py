@@ -71,14 +71,17 @@ def port_forward_transport(clients: Clients, namespace: str, pod: str, port: int
 
 
 def admin_token_ref(rayservice: dict) -> tuple[str, str]:
-    """(Secret name, key) the head pod reads the admin token from."""
-    head = rayservice["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
-    for container in head["containers"]:
-        for env in container.get("env", []):
-            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
-            if env["name"] == TOKEN_ENV and ref:
-                return ref["name"], ref["key"]
-    raise OpsError(f"the RayService's head sets no {TOKEN_ENV} from a Secret: pass --admin-token")
+    """(Secret name, key) the Ray pods read the admin token from (the chart gives it only to the
+    worker groups that host Gateway replicas)."""
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster.get("workerGroupSpecs", [])]
+    for group in groups:
+        for container in group["template"]["spec"]["containers"]:
+            for env in container.get("env", []):
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if env["name"] == TOKEN_ENV and ref:
+                    return ref["name"], ref["key"]
+    raise OpsError(f"no Ray pod of the RayService sets {TOKEN_ENV} from a Secret: pass --admin-token")
 
 
 def read_admin_token(clients: Clients, namespace: str, rayservice: dict) -> str:

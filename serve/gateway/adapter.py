@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from jinja2 import TemplateError
 
 from ..errors import ContextLengthExceededError, InvalidRequestError
-from ..protocol import ChatCompletionRequest, CompletionRequest, _SamplingRequest
-from .types import EngineRequest, SamplingParams
+from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
+from ..engine.types import EngineRequest, SamplingParams
 
 # OpenAI's defaults for temperature and top_p.
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 1.0
+
+
+def new_request_id(prefix: str) -> str:
+    """A new API response id (``chatcmpl-...``, ``cmpl-...``, ``modr-...``)."""
+    return f"{prefix}-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,13 @@ class EngineAdapter:
         self.max_model_len = max_model_len
         self.max_choices = max_choices
 
-    def chat(self, request: ChatCompletionRequest) -> PreparedRequest:
-        """Renders the conversation with the model's chat template and tokenizes it."""
+    def chat(self, request: ChatCompletionRequest, request_id: str | None = None) -> PreparedRequest:
+        """Renders the conversation with the model's chat template and tokenizes it.
+
+        Args:
+            request: The (moderated) request.
+            request_id: The API response id (default: a new ``chatcmpl-...``).
+        """
         messages = [
             # The model's template knows system/user/assistant; OpenAI's newer "developer" role
             # carries the same instructions as "system".
@@ -63,10 +73,16 @@ class EngineAdapter:
                 param="messages",
                 code="invalid_messages",
             ) from None
-        return self._prepare(request, list(encoded["input_ids"]), param="messages", prefix="chatcmpl")
+        return self._prepare(request, list(encoded["input_ids"]), "messages", request_id or new_request_id("chatcmpl"))
 
-    def completion(self, request: CompletionRequest) -> list[PreparedRequest]:
-        """Tokenizes each prompt of a text completion (one prepared request per prompt)."""
+    def completion(self, request: CompletionRequest, request_id: str | None = None) -> list[PreparedRequest]:
+        """Tokenizes each prompt of a text completion (one prepared request per prompt).
+
+        Args:
+            request: The (moderated) request.
+            request_id: The API response id (default: a new ``cmpl-...``); the choices of all prompts
+                are numbered in one sequence under it.
+        """
         if request.echo or request.suffix:
             raise InvalidRequestError(
                 message="`echo` and `suffix` are not supported.", param="echo" if request.echo else "suffix",
@@ -80,13 +96,15 @@ class EngineAdapter:
                 f"{len(prompts)} prompts times n={request.n} is too many.",
                 param="prompt" if len(prompts) > 1 else "n", code="invalid_value",
             )
+        request_id = request_id or new_request_id("cmpl")
         prepared = []
-        for prompt in prompts:
+        for number, prompt in enumerate(prompts):
             ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-            prepared.append(self._prepare(request, list(ids), param="prompt", prefix="cmpl"))
+            prepared.append(self._prepare(request, list(ids), "prompt", request_id, first_choice=number * request.n))
         return prepared
 
-    def _prepare(self, request: _SamplingRequest, prompt: list[int], param: str, prefix: str) -> PreparedRequest:
+    def _prepare(self, request: SamplingRequest, prompt: list[int], param: str, request_id: str,
+                 first_choice: int = 0) -> PreparedRequest:
         self._check_supported(request)
         room = self.max_model_len - len(prompt)
         if request.max_tokens is None:
@@ -98,10 +116,9 @@ class EngineAdapter:
         else:
             max_tokens = request.max_tokens
         temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
-        request_id = f"{prefix}-{uuid.uuid4().hex}"
         choices = [
             EngineRequest(
-                request_id=f"{request_id}-{index}",
+                request_id=f"{request_id}-{first_choice + index}",
                 prompt_token_ids=tuple(prompt),
                 sampling=SamplingParams(
                     max_tokens=max_tokens,
@@ -117,7 +134,7 @@ class EngineAdapter:
         ]
         return PreparedRequest(request_id=request_id, prompt_tokens=len(prompt), choices=choices)
 
-    def _check_supported(self, request: _SamplingRequest) -> None:
+    def _check_supported(self, request: SamplingRequest) -> None:
         if request.n > self.max_choices:
             raise InvalidRequestError(
                 message=f"`n` must be at most {self.max_choices}.", param="n", code="invalid_value"

@@ -1,4 +1,4 @@
-"""The Moderations API models and response builder, checked against the official openai types."""
+"""Verdicts to ``/v1/moderations`` responses (the gateway's mapping), checked against the official openai types."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from openai.types import ModerationCreateResponse
 from pydantic import ValidationError
 
-from guardrails.moderations import OPENAI_CATEGORIES, ModerationRequest, moderation_response
+from serve.gateway.moderation_results import moderation_response
+from serve.protocol import OPENAI_CATEGORIES, ModerationRequest
 
 
 async def test_response_parses_with_the_openai_client_types(offline):
@@ -31,8 +32,20 @@ def test_request_accepts_a_string_or_a_list_of_strings():
             ModerationRequest.model_validate(bad)
 
 
-async def test_moderator_moderate_is_the_same(offline):
-    response = await offline.moderate(["AKIAIOSFODNN7EXAMPLE"], "permissive")
+async def test_the_policy_names_the_model_and_no_verdict_is_an_error(offline):
+    response = moderation_response(await offline.check_inputs(["AKIAIOSFODNN7EXAMPLE"], "permissive"))
     assert response.results[0].categories["secrets"] and response.model.startswith("guardrails/permissive@")
     with pytest.raises(ValueError):
         moderation_response([])
+
+
+def test_new_categories_flow_through_from_findings():
+    from guardrails.verdict import Finding, Verdict
+
+    finding = Finding("terms", "illicit/violent", "weapon", "block", score=0.75)
+    verdict = Verdict("blocked", "terms", "", "p", "v1", "input", findings=(finding,),
+                      scores={"illicit/violent": 0.75, "jailbreak": 0.0})
+    result = moderation_response([verdict]).results[0]
+    assert result.flagged and result.categories["illicit/violent"] and not result.categories["jailbreak"]
+    assert result.category_scores["illicit/violent"] == 0.75 and result.category_scores["jailbreak"] == 0.0
+    assert result.category_applied_input_types["jailbreak"] == ["text"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve.engine.adapter import EngineAdapter
+from serve.gateway.adapter import EngineAdapter
 from serve.errors import ContextLengthExceededError, InvalidRequestError
 from serve.protocol import ChatCompletionRequest, CompletionRequest
 

@@ -1,7 +1,8 @@
 """The gateway's moderation stage: input rails before generation, output rails on what it yields.
 
 It composes :mod:`guardrails` (through its client Protocol: the Moderation deployment's handle in
-production, an in-process ``Moderator`` in tests) with the pipeline's event streams. Streams are
+production, an in-process ``Moderator`` in tests) with the pipeline's event streams, and turns
+verdicts into API errors and ``/v1/moderations`` responses. Streams are
 checked window by window with a :class:`guardrails.stream.StreamGuard` per choice, so the client
 only ever receives text that passed; whole answers are checked whole.
 """
@@ -14,15 +15,16 @@ from dataclasses import dataclass, field
 
 from guardrails.audit import AuditLog
 from guardrails.client import ModerationClient, ModerationUnavailableError
-from guardrails.moderations import ModerationResponse
 from guardrails.policy import PolicyInfo
-from guardrails.stream import StreamGuard, StreamStep, passed_prefix
+from guardrails.stream import StreamGuard, StreamStep, stream_guard
 from guardrails.verdict import Verdict, first_blocked
 
 from .. import metrics
 from ..engine.types import EngineOutput
-from ..errors import ContentFilterError, ServiceUnavailableError
+from ..errors import ContentFilterError, InternalError, ServiceUnavailableError
+from ..protocol import ModerationResponse
 from ..tenancy.keys import Principal
+from .moderation_results import moderation_response
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,15 @@ def _unavailable() -> ServiceUnavailableError:
     return ServiceUnavailableError(
         message="Content moderation is temporarily unavailable. Please retry shortly.",
         code="moderation_unavailable", headers={"Retry-After": "1"},
+    )
+
+
+def _policy_missing() -> InternalError:
+    # Fail closed: a team whose policy does not exist gets no unmoderated (or default) service.
+    return InternalError(
+        message="Your team's moderation policy is not available on this deployment. "
+                "Ask an administrator to check the team's policy.",
+        code="moderation_policy_not_found",
     )
 
 
@@ -67,14 +78,19 @@ class ModerationStage:
         self._audit = audit or AuditLog()
 
     def policy(self, principal: Principal) -> PolicyInfo:
-        """The caller's policy; a team pointing at a missing policy falls back to the default one."""
+        """The caller's policy (the default one for a team with none set); resolve it once per request.
+
+        Raises:
+            InternalError: the team names a policy this deployment does not have (500,
+                ``moderation_policy_not_found``; fail closed, never the default policy instead).
+        """
         name = principal.team.policy or self._default
         if name not in self._policies:
-            logger.warning("team %s has unknown policy %r; using %r", principal.team.name, name, self._default)
-            name = self._default
+            logger.error("team %s names unknown moderation policy %r; refusing", principal.team.name, name)
+            raise _policy_missing()
         return self._policies[name]
 
-    async def check_inputs(self, principal: Principal, texts: Sequence[str], request_id: str,
+    async def check_inputs(self, principal: Principal, policy: PolicyInfo, texts: Sequence[str], request_id: str,
                            param: str) -> list[str]:
         """Runs the input rails; returns the texts to generate from (masked where a rail masks).
 
@@ -82,7 +98,6 @@ class ModerationStage:
             ContentFilterError: a rail blocked the input (400).
             ServiceUnavailableError: moderation could not run (503; fail closed).
         """
-        policy = self.policy(principal)
         try:
             verdicts: list[Verdict] = await self._client.check_inputs(
                 list(texts), policy.name, request_id=request_id, team=principal.team.name
@@ -98,12 +113,14 @@ class ModerationStage:
         return [v.text if v.action == "masked" else t for v, t in zip(verdicts, texts)]
 
     async def moderations(self, principal: Principal, texts: Sequence[str], request_id: str) -> ModerationResponse:
-        """``POST /v1/moderations``: the input rails of the caller's policy, as OpenAI's shape."""
+        """``POST /v1/moderations``: the verdicts of the caller's input rails, in OpenAI's shape."""
         policy = self.policy(principal)
         try:
-            return await self._client.moderate(list(texts), policy.name, request_id=request_id, team=principal.team.name)
+            verdicts = await self._client.check_inputs(list(texts), policy.name, request_id=request_id,
+                                                       team=principal.team.name)
         except ModerationUnavailableError:
             raise _unavailable() from None
+        return moderation_response(verdicts, request_id)
 
     def moderate_stream(self, outputs: Outputs, check: OutputCheck) -> Outputs:
         """Releases each choice's text only after its window passed; a blocked window ends the
@@ -126,9 +143,9 @@ class ModerationStage:
                 continue
             guard = guards.get(index)
             if guard is None:
-                guard = guards[index] = self._client.stream_guard(
-                    check.policy.name, request_id=check.request_id, team=check.principal.team.name,
-                    context=check.context,
+                guard = guards[index] = stream_guard(
+                    self._client.check_output, check.policy.name, check.policy.stream,
+                    request_id=check.request_id, team=check.principal.team.name, context=check.context,
                 )
             step = await self._guarded(guard.feed(output.text)) if output.text else StreamStep()
             text = step.text
@@ -148,8 +165,9 @@ class ModerationStage:
             yield index, EngineOutput(text=text, num_tokens=output.num_tokens, finish_reason=output.finish_reason)
 
     async def moderate_whole(self, outputs: Outputs, check: OutputCheck) -> Outputs:
-        """Checks each choice's whole text once it is complete; a blocked answer keeps the text up
-        to its last passed window and finishes with ``content_filter``."""
+        """Checks each choice's whole text once it is complete; a blocked answer is returned empty
+        with ``content_filter``: only text that passed every check reaches the caller, and the
+        whole-answer check is the one that failed (its windows passing proves nothing about it)."""
         texts: dict[int, str] = {}
         tokens: dict[int, int] = {}
         reasons: dict[int, str | None] = {}
@@ -167,23 +185,13 @@ class ModerationStage:
             ))
             text, reason = texts[index], reasons[index]
             if verdict.blocked:
-                text, _ = await self._guarded(passed_prefix(self._window_check(check), text, check.policy.stream))
-                reason = "content_filter"
+                text, reason = "", "content_filter"
                 check.stopped.add(index)
                 metrics.record_block(verdict.rail or "unknown", "answer_cut", check.policy.name,
                                      check.principal.team.name)
             elif verdict.action == "masked":
                 text = verdict.text
             yield index, EngineOutput(text=text, num_tokens=tokens[index], finish_reason=reason)  # type: ignore[arg-type]
-
-    def _window_check(self, check: OutputCheck):
-        async def window(text: str) -> Verdict:
-            return await self._client.check_output(
-                text, check.policy.name, request_id=check.request_id, team=check.principal.team.name,
-                context=check.context, window=True,
-            )
-
-        return window
 
     @staticmethod
     async def _guarded(awaitable):

@@ -1,0 +1,69 @@
+"""HTTP routes of the OpenAI-compatible API, one ``APIRouter`` module per resource.
+
+HTTP only: the work happens in the pipeline, which routes reach through the dependencies in
+:mod:`serve.gateway.routes.deps`. Errors meet HTTP in :mod:`serve.gateway.error_handlers`; the
+drain's in-flight count is middleware (:mod:`serve.gateway.drain`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import APIRouter, FastAPI
+
+from ...protocol import ErrorResponse
+from ..body_limit import BodyLimitMiddleware
+from ..drain import DrainReporter, InFlightMiddleware
+from ..error_handlers import install_error_handlers
+from ..pipeline import Pipeline
+from ..readiness import ReadinessCache
+from . import chat, completions, health, models, moderations
+
+_ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
+ROUTERS = (chat.router, completions.router, moderations.router, models.router, health.router)
+
+
+def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | None = None,
+               drain: DrainReporter | None = None, *, docs_enabled: bool = True,
+               max_request_bytes: int | None = None, readiness: ReadinessCache | None = None) -> FastAPI:
+    """Builds the FastAPI app of the gateway.
+
+    Args:
+        pipeline: Serves the requests.
+        started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
+        admin_router: The ``/admin`` routes, when enabled.
+        drain: Counts in-flight requests and refuses new ones while the application drains.
+        docs_enabled: Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off in production).
+        max_request_bytes: Bodies over this get 413 before parsing (None: no limit).
+        readiness: Answers ``/readyz`` from a short cache (None: the engine is asked every time).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if drain is not None:
+            drain.start()
+        yield
+        if drain is not None:
+            await drain.stop()
+
+    app = FastAPI(
+        title="mistral-serve",
+        description="OpenAI-compatible API for Mistral-7B-Instruct on Ray Serve.",
+        version="0.1.0",
+        responses=_ERROR_RESPONSES,
+        lifespan=lifespan,
+        **({} if docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
+    )
+    app.state.pipeline, app.state.started_at, app.state.drain = pipeline, started_at, drain
+    app.state.readiness = readiness or ReadinessCache(lambda: pipeline.engine.ready(), ttl_s=0)
+    install_error_handlers(app)
+    if drain is not None:
+        app.add_middleware(InFlightMiddleware, state=drain.state)
+    if max_request_bytes is not None:
+        # NOTE: added last, so it runs first: an oversized body is refused before anything reads it.
+        app.add_middleware(BodyLimitMiddleware, max_bytes=max_request_bytes)
+    if admin_router is not None:
+        app.include_router(admin_router)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
