@@ -38,3 +38,16 @@ def test_run_with_an_uncached_hub_model_offline_fails_fast_with_instructions(tmp
     assert done.returncode == 2
     assert "not in the local Hugging Face cache" in done.stderr and "hf download" in done.stderr
     assert not (tmp_path / "local-stack.json").exists()  # nothing was started
+
+
+def test_keys_create_refuses_a_policy_the_deployment_does_not_have(redis_url, monkeypatch, capsys):
+    import redis
+
+    from serve.cli import main
+
+    monkeypatch.setenv("MISTRAL_SERVE_REDIS_URL", redis_url)
+    monkeypatch.setenv("MISTRAL_SERVE_CONFIG", "serve/configs/local.yaml")
+    assert main(["keys", "create", "--team", "cli-policy-typo", "--policy", "strictt"]) == 2
+    assert "strictt" in capsys.readouterr().out
+    assert not redis.Redis.from_url(redis_url).sismember("ms:teams", "cli-policy-typo")
+    assert main(["keys", "create", "--team", "cli-policy-ok", "--policy", "strict"]) == 0
