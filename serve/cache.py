@@ -54,9 +54,10 @@ return {0}
 """
 
 # KEYS: entry, lock, index. ARGV: token, value ('' = nothing to store), ttl s, max entries,
-# notification channel. NOTE: evicted entries are keys of the index (ZPOPMIN) that the caller could
-# not know in advance; they are under the declared index's own prefix and are only deleted.
+# notification channel. Returns the entries evicted from the index: the caller deletes them in a
+# second command, so that the script touches only the keys it declares.
 _FINISH = """
+local evicted = {}
 if ARGV[2] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
@@ -66,7 +67,7 @@ if ARGV[2] ~= '' then
   local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[4])
   if excess > 0 then
     for _, old in ipairs(redis.call('ZPOPMIN', KEYS[3], excess)) do
-      if old ~= KEYS[1] and string.sub(old, 1, 9) == 'ms:cache:' then redis.call('DEL', old) end
+      if old ~= KEYS[1] then evicted[#evicted + 1] = old end
     end
   end
 end
@@ -74,7 +75,7 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('DEL', KEYS[2])
   redis.call('PUBLISH', ARGV[5], KEYS[1])
 end
-return 1
+return evicted
 """
 
 
@@ -225,10 +226,13 @@ class PromptCache:
         if len(value.encode()) > self._config.max_entry_bytes:
             value = ""
         try:
-            await self._gate.run(lambda _: self._finish_script(
+            evicted = await self._gate.run(lambda _: self._finish_script(
                 keys=[key, f"{key}:lock", "ms:cache:index"],
                 args=[token, value, self._config.ttl_s, self._config.max_entries, DONE_CHANNEL],
             ))
+            evicted = [old for old in evicted or () if old.startswith("ms:cache:")]
+            if evicted:
+                await self._gate.run(lambda client: client.delete(*evicted))
         except RedisRefused as error:
             # OOM under noeviction: Redis keeps accounting data and refuses the entry: not stored.
             logger.warning("prompt cache store refused by redis (%s): not stored", error)
