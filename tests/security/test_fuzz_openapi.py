@@ -1,7 +1,7 @@
 """Property-based fuzzing of the OpenAPI document against the running stack (schemathesis).
 
 Every operation of the published document is called with generated requests, authenticated as a
-team without limits: no response may be a 5xx, and every 4xx must be OpenAI's error envelope.
+team without limits (the /admin routes with the admin token): no response may be a 5xx, and every 4xx must be OpenAI's error envelope.
 ``make test`` runs a bounded pass (``MISTRAL_SERVE_FUZZ_EXAMPLES`` per operation, default 20);
 ``make fuzz`` runs a long one. Generation is derandomized (a fixed seed): a failure reproduces.
 """
@@ -14,6 +14,8 @@ import os
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 
 EXAMPLES = int(os.environ.get("MISTRAL_SERVE_FUZZ_EXAMPLES", "20"))
 # Generated requests may ask for thousands of tokens; the tiny model on a CPU must answer quickly.
@@ -31,6 +33,7 @@ def fuzz_headers(stack) -> dict[str, str]:
 
 
 CASES: collections.Counter[str] = collections.Counter()  # cases sent, by operation
+STATUSES: collections.Counter[str] = collections.Counter()  # responses, by status class
 
 
 def bound_generation(body: object) -> None:
@@ -56,16 +59,19 @@ def assert_envelope_or_success(response) -> None:
 
 
 def fuzz_operation(operation, stack, headers: dict[str, str]) -> None:
-    """Runs hypothesis over one operation; raises on the first (shrunk) failing case."""
+    """Runs hypothesis over one operation, valid and invalid requests alike (schemathesis's
+    positive and negative generation); raises on the first (shrunk) failing case."""
     name = f"{operation.method.upper()} {operation.path}"
+    modes = st.sampled_from([GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
-    @given(case=operation.as_strategy())
+    @given(case=modes.flatmap(operation.as_strategy))
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
     def run(case) -> None:
         bound_generation(case.body)
         response = case.call(base_url=stack.root_url, headers=headers, timeout=120)
         CASES[name] += 1
+        STATUSES[f"{response.status_code // 100}xx"] += 1
         assert_envelope_or_success(response)
 
     run()
@@ -79,10 +85,13 @@ def test_no_server_errors_and_every_error_is_the_envelope(api_schema, stack, fuz
     assert {op.path for op in operations} >= {"/v1/chat/completions", "/v1/completions", "/v1/moderations",
                                               "/v1/models", "/healthz", "/readyz"}
     for operation in operations:
+        # The admin routes are fuzzed with the admin token, so that their handlers run too.
+        headers = stack.admin() if operation.path.startswith("/admin") else fuzz_headers
         try:
-            fuzz_operation(operation, stack, fuzz_headers)
+            fuzz_operation(operation, stack, headers)
         except AssertionError as failure:
             failures[f"{operation.method.upper()} {operation.path}"] = str(failure)[:2000]
     # Cases actually sent (hypothesis stops early on small input spaces); shown with -s (make fuzz).
-    print(f"fuzz cases sent: {sum(CASES.values())} ({dict(sorted(CASES.items()))})")
+    print(f"fuzz cases sent: {sum(CASES.values())} ({dict(sorted(CASES.items()))}); "
+          f"responses: {dict(sorted(STATUSES.items()))}")
     assert not failures, failures
