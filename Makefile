@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 SMOKE_TESTS ?= tests/test_packaging.py tests/serve/test_config.py tests/serve/test_config_check.py tests/serve/test_cli.py \
   tests/serve/test_logs.py tests/serve/test_tracing.py tests/serve/engine/test_batching.py
 
-.PHONY: install tools run lint lint-fix test smoke bench autoscale soak clean
+.PHONY: install tools run lint lint-fix test smoke fuzz bench autoscale soak clean
 
 install: $(STAMP)
 
@@ -59,6 +59,12 @@ test: install tools lint
 smoke: install
 	$(BIN)/mistral-serve --version
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(SMOKE_TESTS)
+
+# Long property-based fuzzing of the OpenAPI document against a running stack (schemathesis):
+# FUZZ_EXAMPLES per operation, over 5,000 cases in all; `make test` runs a bounded pass (20 each).
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	HF_HUB_OFFLINE=1 MISTRAL_SERVE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -s tests/security/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m ops.bench.run $(if $(VLLM_PYTHON),--vllm-python $(VLLM_PYTHON))

@@ -21,7 +21,7 @@ from .extras import MissingExtra
 from .local_stack import STACK_FILE, EmbeddedRedis, LocalStack, redis_url_for_commands
 from .serve_config import ray_serve_config
 from .settings import Settings
-from .tenancy.keys import InvalidTeamName, KeyStore
+from .tenancy.keys import InvalidTeamName, KeyStore, UnknownPolicy
 from .tenancy.usage import usage_report
 
 
@@ -163,11 +163,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_store(redis_url: str):
+def _key_store(redis_url: str, policies: list[str] | None = None):
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    return KeyStore(client), client
+    return KeyStore(client, policies), client
+
+
+def _policy_names(settings: Settings) -> list[str] | None:
+    """The moderation policies of the deployment's config (None when moderation is disabled), so
+    that a key or team never names a policy the deployment does not have."""
+    from guardrails.policy import PACKAGED_POLICIES
+
+    moderation = load_checked(Path(settings.config) if settings.config else default_config_path()[0]).moderation
+    if not moderation.enabled:
+        return None
+    root = Path(moderation.policies_dir or PACKAGED_POLICIES)
+    return sorted(p.name for p in root.iterdir() if (p / "config.yml").is_file())
 
 
 def _command_redis_url(settings: Settings) -> str:
@@ -183,7 +195,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    store, client = _key_store(_command_redis_url(Settings()))
+    settings = Settings()
+    store, client = _key_store(_command_redis_url(settings), _policy_names(settings))
 
     async def run() -> int:
         try:
@@ -194,6 +207,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
                                                        policy=args.policy, models=models)
                 except InvalidTeamName:
                     console.print("[red]error:[/] team names are lowercase letters, digits, '.', '_', '-'")
+                    return 2
+                except UnknownPolicy:
+                    console.print(f"[red]error:[/] no moderation policy {args.policy!r} in this deployment")
                     return 2
                 console.print(f"key id {info.key_id} for team {info.team}. The key (shown only now):")
                 print(api_key)

@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from .config_observability import LoggingConfig, StrictConfig, TracingConfig
 
 DEFAULT_MODEL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
 
 
-class _Strict(BaseModel):
-    # Typos in a deployment file must fail loudly, unlike unknown fields in API requests.
-    model_config = ConfigDict(extra="forbid")
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictConfig):
     """Which model to serve and under what name."""
 
     id: str = Field(
@@ -44,7 +43,7 @@ class ModelConfig(_Strict):
     )
 
 
-class AutoscalingConfig(_Strict):
+class AutoscalingConfig(StrictConfig):
     """Ray Serve autoscaling bounds for one deployment (the chosen numbers: serve/configs/mistral-7b.yaml)."""
 
     min_replicas: int = Field(default=1, ge=0, description="Fewest replicas kept running.")
@@ -77,7 +76,7 @@ class AutoscalingConfig(_Strict):
         return self
 
 
-class BackpressureConfig(_Strict):
+class BackpressureConfig(StrictConfig):
     """How a request is refused when every replica is full and the caller's queue is too."""
 
     status_code: Literal[503, 429] = Field(
@@ -92,7 +91,7 @@ class BackpressureConfig(_Strict):
     )
 
 
-class DeploymentOptions(_Strict):
+class DeploymentOptions(StrictConfig):
     """Placement and concurrency options of one Ray Serve deployment."""
 
     num_replicas: int = Field(default=1, ge=1, description="Fixed replica count when not autoscaling.")
@@ -160,7 +159,7 @@ class DeploymentOptions(_Strict):
         return options
 
 
-class EngineConfig(_Strict):
+class EngineConfig(StrictConfig):
     """How the engine runs the model."""
 
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -226,7 +225,7 @@ class EngineConfig(_Strict):
         return 2 * self.max_batch_size
 
 
-class GatewayConfig(_Strict):
+class GatewayConfig(StrictConfig):
     """The OpenAI-compatible HTTP ingress."""
 
     max_choices: int = Field(default=8, ge=1, description="Largest `n` a request may ask for.")
@@ -236,6 +235,24 @@ class GatewayConfig(_Strict):
         description="A request with no engine output after this long (queued behind a full engine, or "
         "no replica left to take it) fails with 503 engine_unavailable instead of waiting forever; "
         "far above a healthy deployment's queueing plus prefill time.",
+    )
+    max_request_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 request_too_large before they "
+        "are parsed or authenticated (a declared Content-Length at once, a chunked body as it arrives). "
+        "2 MiB holds a full 8k-token context many times over; the chart's Ingress has its own limit.",
+    )
+    readiness_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long /readyz reuses its last engine check (the probe is unauthenticated; "
+        "concurrent probes share one check). Well under a kubelet's probe period.",
+    )
+    docs_enabled: bool = Field(
+        default=False,
+        description="Serve /docs, /redoc and /openapi.json. Off by default (production): they describe "
+        "the whole surface to anyone; local.yaml turns them on.",
     )
     deployment: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=0.5),
@@ -247,26 +264,44 @@ class GatewayConfig(_Strict):
         return 256
 
 
-class TenancyConfig(_Strict):
+class TenancyConfig(StrictConfig):
     """API keys, per-team quotas and usage accounting (state in Redis)."""
 
     auth_cache_ttl_s: float = Field(
         default=1.0, ge=0, description="How long a replica trusts a key lookup; bounds revocation delay."
     )
     stale_auth_max_s: float = Field(
-        default=300, ge=0, description="While Redis is unreachable, keys seen valid this recently still work."
+        default=30,
+        ge=0,
+        le=30,
+        description="While Redis is unreachable, keys seen valid this recently still work (at most 30 s: "
+        "a revoked key keeps working at most this long during an outage; see docs/security.md).",
     )
     default_rpm: int = Field(default=600, ge=0, description="Requests per minute for teams without a limit (0: none).")
     default_tpm: int = Field(
         default=200_000, ge=0, description="Tokens per minute for teams without a limit (0: none)."
     )
     quota_on_redis_error: Literal["admit", "reject"] = Field(
-        default="admit",
-        description="When Redis is unreachable: admit (and count the failure) or reject with 503.",
+        default="reject",
+        description="When the quota check cannot reach Redis: reject with 503 quota_unavailable (the "
+        "default: a shared service fails closed, no team can take unmetered capacity) or admit "
+        "unmetered (single-tenant deployments that prefer availability).",
+    )
+    redis_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Socket timeout of Redis calls. A timeout fails that call only and never opens the "
+        "circuit breaker (a busy Redis is not an outage); connection failures do.",
+    )
+    accounting_buffer_max: int = Field(
+        default=100_000,
+        ge=1,
+        description="Usage records and refunds a gateway replica keeps for retrying while Redis does not "
+        "take them; beyond it they are dropped and counted (alert on any).",
     )
 
 
-class CacheConfig(_Strict):
+class CacheConfig(StrictConfig):
     """The exact-match prompt cache for deterministic requests (temperature 0 or a seed)."""
 
     enabled: bool = Field(default=True, description="Serve repeated deterministic requests from Redis.")
@@ -278,7 +313,7 @@ class CacheConfig(_Strict):
     )
 
 
-class ModerationConfig(_Strict):
+class ModerationConfig(StrictConfig):
     """The moderation layer (``guardrails``): policies, the default one, audit, its deployment."""
 
     enabled: bool = Field(default=True, description="Run input and output rails on every request.")
@@ -304,54 +339,14 @@ class ModerationConfig(_Strict):
         return 64
 
 
-class HttpConfig(_Strict):
+class HttpConfig(StrictConfig):
     """Where ``mistral-serve run`` binds Ray Serve's HTTP proxy."""
 
     host: str = Field(default="127.0.0.1", description="Bind address.")
     port: int = Field(default=8000, ge=1, le=65535, description="Bind port.")
 
 
-class LoggingConfig(_Strict):
-    """Logs of every replica: Ray Serve's ``logging_config`` plus what the access records carry."""
-
-    encoding: Literal["JSON", "TEXT"] = Field(
-        default="JSON", description="JSON: one object per line (Ray Serve's log files); TEXT: readable lines."
-    )
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least severe level logged.")
-    access_log: bool = Field(
-        default=True,
-        description="Log one access record per request (request id, team, route, status, latencies, "
-        "token counts) beside Ray Serve's own access lines.",
-    )
-    include_text: bool = Field(
-        default=False,
-        description="Put the prompt and completion text in access records. Off: text is never logged.",
-    )
-
-    def serve_logging_config(self) -> dict[str, Any]:
-        """Ray Serve's ``logging_config`` (application level in the Serve config file)."""
-        return {"encoding": self.encoding, "log_level": self.level, "enable_access_log": self.access_log}
-
-
-class TracingConfig(_Strict):
-    """OpenTelemetry tracing of the gateway's pipeline (needs the ``[otel]`` extra)."""
-
-    enabled: bool = Field(default=False, description="Record a span per pipeline stage and export them.")
-    exporter: Literal["otlp", "console"] = Field(
-        default="otlp",
-        description="otlp: OTLP over HTTP to `endpoint` (needs opentelemetry-exporter-otlp-proto-http); "
-        "console: spans printed to the replica's log.",
-    )
-    endpoint: str | None = Field(
-        default=None, description="OTLP traces URL (None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or the SDK default)."
-    )
-    service_name: str = Field(default="mistral-serve", description="The service.name resource attribute.")
-    sample_ratio: float = Field(
-        default=1.0, ge=0, le=1, description="Share of requests traced (parent-based ratio sampling)."
-    )
-
-
-class AppConfig(_Strict):
+class AppConfig(StrictConfig):
     """A whole deployment of mistral-serve."""
 
     name: str = Field(default="mistral-serve", description="Ray Serve application name.")

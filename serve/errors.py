@@ -174,6 +174,21 @@ def shutting_down_error() -> ServiceUnavailableError:
                                    code="server_shutting_down", headers={"Retry-After": "1"})
 
 
+class PayloadTooLargeError(APIError):
+    """The request body is larger than the gateway accepts (413); refused before parsing."""
+
+    status = 413
+    type = "invalid_request_error"
+
+
+def payload_too_large_error(limit_bytes: int) -> PayloadTooLargeError:
+    """The 413 for a body over ``gateway.max_request_bytes`` (declared or counted as it arrives)."""
+    return PayloadTooLargeError(
+        message=f"The request body is too large: this API accepts at most {limit_bytes} bytes.",
+        code="request_too_large",
+    )
+
+
 def api_error(error: BaseException) -> APIError:
     """The API error a client sees for ``error``: the one mapping of engine exceptions.
 

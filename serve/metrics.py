@@ -48,7 +48,7 @@ MODERATION_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0
 
 Kind = Literal["counter", "histogram", "gauge"]
 CacheResult = Literal["hit", "miss", "bypass"]
-RedisResult = Literal["ok", "error", "rejected"]
+RedisResult = Literal["ok", "error", "rejected", "timeout", "refused"]
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,17 @@ SPECS: tuple[MetricSpec, ...] = (
                "Prompt cache outcomes: hit, miss (generated and stored) or bypass (not cacheable, "
                "opted out, or Redis unreachable).", ("team", "result"), "Gateway"),
     MetricSpec("mistral_serve_redis_operations_total", "counter",
-               "Redis operations by result: ok, error (failed), rejected (circuit breaker open).",
+               "Redis operations by result: ok, error (connection failed: opens the breaker), timeout "
+               "(slow; fails only that call), refused (a command error such as OOM), rejected (circuit "
+               "breaker open).",
                ("result",), "Gateway"),
+    MetricSpec("mistral_serve_accounting_writes_total", "counter",
+               "Accounting writes (kind: usage or refund) by outcome: written at once, buffered (Redis "
+               "did not take it; kept in the replica and retried), retried (a buffered write that "
+               "Redis then took), dropped (the buffer was full: lost; alert on any).",
+               ("kind", "outcome"), "Gateway"),
+    MetricSpec("mistral_serve_accounting_buffered", "gauge",
+               "Accounting writes waiting in this replica for Redis to take them.", (), "Gateway"),
     # ---- moderation ----------------------------------------------------------------------------
     MetricSpec("mistral_serve_moderation_blocks_total", "counter",
                "Inputs or outputs blocked by moderation, by rail, action and policy.",
@@ -251,9 +260,20 @@ def record_cache(result: CacheResult, team: str) -> None:
     platform_metrics().inc("mistral_serve_cache_requests_total", team=team, result=result)
 
 
+AccountingOutcome = Literal["written", "buffered", "retried", "dropped"]
+
+
+@safely
+def record_accounting(kind: str, outcome: AccountingOutcome, pending: int) -> None:
+    """Counts one accounting write (gateway) and sets the size of the retry buffer."""
+    m = platform_metrics()
+    m.inc("mistral_serve_accounting_writes_total", kind=kind, outcome=outcome)
+    m.set("mistral_serve_accounting_buffered", pending)
+
+
 @safely
 def record_redis(result: RedisResult) -> None:
-    """Counts one Redis operation (gateway): ``ok``, ``error`` or ``rejected`` (breaker open)."""
+    """Counts one Redis operation (gateway): ``ok``, ``error``, ``timeout``, ``refused`` or ``rejected``."""
     platform_metrics().inc("mistral_serve_redis_operations_total", result=result)
 
 

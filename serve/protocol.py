@@ -12,10 +12,37 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 MAX_STOP_SEQUENCES = 4
+# Prompts in one /v1/completions request; the gateway also bounds prompts x n by gateway.max_choices.
+MAX_PROMPTS = 128
+# OpenAI's seed is a 64-bit signed integer.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        # Fast path: only strings that cannot be encoded can hold a lone surrogate.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # NaN and infinities (which Python's JSON parser accepts) are never valid parameters.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_lone_surrogates(cls, value: object) -> object:
+        # JSON may escape a lone UTF-16 surrogate ("\ud800"); it is not text, no tokenizer or
+        # encoder takes it, so it is refused here with a 400 naming the field.
+        if _has_lone_surrogate(value):
+            raise ValueError("the text contains an invalid Unicode code point (a lone surrogate)")
+        return value
 
 
 class TextContentPart(_Request):
@@ -58,7 +85,7 @@ class SamplingRequest(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     logprobs: bool | None = None
@@ -107,9 +134,18 @@ class ChatCompletionRequest(SamplingRequest):
 class CompletionRequest(SamplingRequest):
     """``POST /v1/completions`` (legacy text completions)."""
 
-    prompt: str | Annotated[list[str], Field(min_length=1)]
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=MAX_PROMPTS)]
     echo: bool = False
     suffix: str | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt_count(cls, value: object) -> object:
+        # Checked before the members are validated, so a huge list is refused at once and with a
+        # message about its size rather than about the str/list union.
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_PROMPTS:
+            raise ValueError(f"a prompt list must hold between 1 and {MAX_PROMPTS} prompts")
+        return value
 
     def prompts(self) -> list[str]:
         """The prompt(s) as a list."""

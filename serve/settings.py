@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         description="Redis (6.2+) or Valkey holding keys, quotas, usage and the prompt cache. Unset: "
         "`mistral-serve run` starts an embedded server and other commands use the local stack's.",
     )
+    cache_redis_url: str | None = Field(
+        default=None,
+        description="A separate Redis for the prompt cache only (may run an evicting maxmemory-policy such "
+        "as allkeys-lru). Unset: the cache shares MISTRAL_SERVE_REDIS_URL, whose Redis must run "
+        "`noeviction` so that keys, quotas and usage are never evicted (docs/security.md).",
+    )
     admin_token: str | None = Field(
         default=None, description="Bearer token of the /admin endpoints (unset: local stack's, or none)."
     )

@@ -22,6 +22,13 @@ GREEDY_TEMPERATURE = 1e-5
 MIN_TOP_P = 1e-8
 _SEED_MODULUS = 2**64  # torch.Generator.manual_seed takes [-2**63, 2**64)
 
+# Below this temperature, sampling is indistinguishable from greedy decoding in float32 logits
+# (differences of 1e-3 between logits become e^100 apart), and dividing by it cannot overflow.
+GREEDY_TEMPERATURE = 1e-5
+# A nucleus smaller than this keeps only the most likely token anyway.
+MIN_TOP_P = 1e-8
+_SEED_MODULUS = 2**64  # torch.Generator.manual_seed takes [-2**63, 2**64)
+
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
     """A generator private to one sequence when it has a seed, else None (the global RNG).

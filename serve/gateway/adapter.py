@@ -88,9 +88,17 @@ class EngineAdapter:
                 message="`echo` and `suffix` are not supported.", param="echo" if request.echo else "suffix",
                 code="unsupported_parameter",
             )
+        prompts = request.prompts()
+        if len(prompts) * request.n > self.max_choices:
+            # Checked before any tokenizing: every prompt times n is one engine sequence.
+            raise InvalidRequestError(
+                message=f"A request may generate at most {self.max_choices} completions: "
+                f"{len(prompts)} prompts times n={request.n} is too many.",
+                param="prompt" if len(prompts) > 1 else "n", code="invalid_value",
+            )
         request_id = request_id or new_request_id("cmpl")
         prepared = []
-        for number, prompt in enumerate(request.prompts()):
+        for number, prompt in enumerate(prompts):
             ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             prepared.append(self._prepare(request, list(ids), "prompt", request_id, first_choice=number * request.n))
         return prepared

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Iterable
 from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import AuthenticationError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from ..redis_gate import RedisGate, RedisUnavailable
-from ..tenancy.keys import InvalidTeamName, KeyInfo, KeyStore
+from ..tenancy.keys import InvalidTeamName, KeyInfo, KeyStore, UnknownPolicy
 from ..tenancy.usage import usage_report
 
 
@@ -57,9 +58,15 @@ async def _usage(gate: RedisGate, store: KeyStore, team: str | None, since: dt.d
             "data": [r.as_dict() for r in rows]}
 
 
-def create_admin_router(gate: RedisGate, admin_token: str) -> APIRouter:
-    """The ``/admin`` routes; every call needs ``Authorization: Bearer <admin token>``."""
-    store = KeyStore(gate.client)
+def create_admin_router(gate: RedisGate, admin_token: str, policies: Iterable[str] | None = None) -> APIRouter:
+    """The ``/admin`` routes; every call needs ``Authorization: Bearer <admin token>``.
+
+    Args:
+        gate: Redis access.
+        admin_token: The bearer token of these routes.
+        policies: Moderation policy names a team may be given (None: moderation is disabled).
+    """
+    store = KeyStore(gate.client, policies)
 
     async def require_admin(authorization: str | None = Header(default=None)) -> None:
         scheme, _, token = (authorization or "").partition(" ")
@@ -82,6 +89,10 @@ def create_admin_router(gate: RedisGate, admin_token: str) -> APIRouter:
             raise InvalidRequestError(
                 message="Team names are lowercase letters, digits, '.', '_' and '-' (at most 64).",
                 param="team", code="invalid_value",
+            ) from None
+        except UnknownPolicy:
+            raise InvalidRequestError(
+                message="Unknown moderation policy for this deployment.", param="policy", code="invalid_value",
             ) from None
         return {"key": api_key, **_public(info)}
 

@@ -19,6 +19,7 @@ from ..redis_gate import RedisGate
 from ..settings import Settings
 from ..tenancy.auth import Authenticator
 from ..tenancy.keys import KeyStore
+from ..tenancy.outbox import AccountingOutbox
 from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
 from ..tracing import build_tracing
@@ -27,6 +28,7 @@ from .admin import create_admin_router
 from .drain import DrainReporter, DrainState
 from .moderation_stage import ModerationStage
 from .pipeline import Pipeline, Tenancy
+from .readiness import ReadinessCache
 from .routes import create_app
 
 
@@ -57,12 +59,16 @@ class GatewayDeployment:
             raise RedisNotConfigured("set MISTRAL_SERVE_REDIS_URL: API keys and quotas live in Redis")
         tokenizer = load_tokenizer(source, config.model.revision)
         max_model_len = context_length(load_model_config(source, config.model.revision), config.engine.max_model_len)
-        self._gate = RedisGate(redis_url)
+        self._gate = RedisGate(redis_url, timeout_s=config.tenancy.redis_timeout_s)
+        # The cache may have a Redis of its own (one that may evict); accounting never shares eviction.
+        cache_gate = (RedisGate(settings.cache_redis_url, timeout_s=config.tenancy.redis_timeout_s)
+                      if settings.cache_redis_url else self._gate)
+        outbox = AccountingOutbox(self._gate, max_pending=config.tenancy.accounting_buffer_max)
         tenancy = Tenancy(
             auth=Authenticator(KeyStore(self._gate.client), self._gate, config.tenancy),
-            quotas=QuotaManager(self._gate, config.tenancy),
-            usage=UsageRecorder(self._gate),
-            cache=PromptCache(self._gate, config.cache) if config.cache.enabled else None,
+            quotas=QuotaManager(self._gate, config.tenancy, outbox),
+            usage=UsageRecorder(self._gate, outbox),
+            cache=PromptCache(cache_gate, config.cache) if config.cache.enabled else None,
         )
         stage = None
         if moderation is not None and policies:
@@ -83,11 +89,17 @@ class GatewayDeployment:
         self._log_text = config.logging.include_text
         use_serve_log_handlers()
         self._admin_token = settings.admin_token
+        self._policy_names = sorted(policies or {}) if stage is not None else None
+        self._gateway_config = config.gateway
         context = serve.get_replica_context()
         self._drain = DrainReporter(context.app_name, context.replica_tag, DrainState())
         self._started_at = int(time.time())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Called by Ray Serve after ``__init__``: the app is built from this replica's state."""
-        admin = create_admin_router(self._gate, self._admin_token) if self._admin_token else None
-        return create_app(self._pipeline, self._started_at, admin, self._drain, log_text=self._log_text)
+        admin = create_admin_router(self._gate, self._admin_token, self._policy_names) if self._admin_token else None
+        gateway = self._gateway_config
+        readiness = ReadinessCache(self._pipeline.engine.ready, ttl_s=gateway.readiness_cache_s)
+        return create_app(self._pipeline, self._started_at, admin, self._drain, log_text=self._log_text,
+                          docs_enabled=gateway.docs_enabled, max_request_bytes=gateway.max_request_bytes,
+                          readiness=readiness)

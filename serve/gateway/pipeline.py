@@ -188,11 +188,23 @@ class Pipeline:
         shape = CompletionShape(request_id, self.served_model)
         return await self._serve(principal, request, job, shape, use_cache, check)
 
-    async def moderations(self, principal: Principal, texts: list[str]) -> BaseModel:
-        """OpenAI's Moderations API, backed by the caller's input rails."""
+    async def moderations(self, principal: Principal, texts: list[str]) -> Reply:
+        """OpenAI's Moderations API, backed by the caller's input rails.
+
+        Metered like generation: one request and the input's tokens are taken from the team's
+        buckets before the rails run, and a served check counts in usage (prompt tokens only).
+        """
         if self.moderation is None:
             raise NotFoundError(message="Moderation is disabled on this deployment.", code="moderation_disabled")
-        return await self.moderation.moderations(principal, texts, new_request_id("modr"))
+        tokens = sum(len(self.adapter.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+        admission = await self.tenancy.quotas.admit(principal.team, tokens)
+        try:
+            response = await self.moderation.moderations(principal, texts, new_request_id("modr"))
+        except BaseException:
+            self._spawn(self.tenancy.quotas.settle(admission, 0))
+            raise
+        self._spawn(self.tenancy.usage.record(principal, tokens, 0, cached=False))
+        return Reply(response, admission.headers)
 
     def _policy(self, principal: Principal) -> PolicyInfo | None:
         """The caller's moderation policy, resolved once per request (None: moderation disabled)."""
@@ -334,9 +346,12 @@ class Pipeline:
         await flight.finish(None if cached else answer)
         # A cache hit used no GPU: all its reserved tokens go back to the team.
         await self.tenancy.quotas.settle(admission, 0 if cached else job.prompt_tokens + completion_tokens)
-        await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached)
+        # Usage counts what was served: never a request the platform refused or failed (503 or 429
+        # at capacity, 500); a client that went away mid-stream (499) was served what it got.
+        if outcome.status in (200, 499):
+            await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         # Runs to completion even when the request's own task is cancelled by a disconnect.
         task = asyncio.ensure_future(work)
         self._background.add(task)

@@ -7,9 +7,9 @@ import time
 from collections import OrderedDict
 
 from ..config import TenancyConfig
-from ..errors import AuthenticationError, ServiceUnavailableError
+from ..errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
 from ..redis_gate import RedisGate, RedisUnavailable
-from .keys import KeyStore, Principal, hash_key
+from .keys import KeyStore, MissingTeam, Principal, hash_key
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +20,9 @@ class Authenticator:
     """Resolves ``Authorization: Bearer <key>`` to a principal.
 
     A lookup is trusted for ``auth_cache_ttl_s`` (so a revocation reaches every replica within
-    that time). While Redis is unreachable, keys seen valid within ``stale_auth_max_s`` keep
-    working and unknown keys get 503, not 401: the gateway cannot tell.
+    that time). While Redis is unreachable, keys seen valid within ``stale_auth_max_s`` (at most
+    30 s, see TenancyConfig) keep working and unknown keys get 503, not 401: the gateway cannot
+    tell. A key whose team record is missing gets 403 and is never cached (fail closed).
     """
 
     def __init__(self, store: KeyStore, gate: RedisGate, config: TenancyConfig) -> None:
@@ -48,6 +49,13 @@ class Authenticator:
             return cached[0]
         try:
             principal = await self._gate.run(lambda _: self._store.lookup(api_key))
+        except MissingTeam:
+            self._cache.pop(digest, None)
+            logger.warning("key refused: its team record is missing")
+            raise PermissionDeniedError(
+                message="Your API key's team is not configured on this deployment. Contact the platform team.",
+                code="team_not_found",
+            ) from None
         except RedisUnavailable:
             if cached is not None and now - cached[1] < self._config.stale_auth_max_s:
                 return cached[0]

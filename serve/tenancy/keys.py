@@ -5,6 +5,11 @@ Layout (all under ``ms:``):
     ms:keys           hash  key_id -> JSON KeyInfo (with the sha256)    -- listing and revocation
     ms:team:<name>    hash  rpm, tpm, policy, salt                      -- limits and cache salt
     ms:teams          set   team names
+
+Key ids are 64 random bits, claimed with a set-if-absent (``HSETNX ms:keys``) and drawn again on
+the (astronomically rare) collision. A key whose team record is missing (deleted by hand, or
+lost) does not authenticate: without the team there is no limit, no policy and no cache salt to
+apply, so the lookup fails closed.
 """
 
 from __future__ import annotations
@@ -15,26 +20,33 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import cast
 
 import redis.asyncio as aioredis
 
 KEY_PREFIX = "ms-"
-_TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-# One round trip: the key record and its team's record.
-_LOOKUP = """
-local key = redis.call('HGETALL', KEYS[1])
-if #key == 0 then return {} end
-local team = nil
-for i = 1, #key, 2 do if key[i] == 'team' then team = key[i + 1] end end
-return {key, redis.call('HGETALL', 'ms:team:' .. team)}
-"""
+# NOTE: used with fullmatch: `$` in re.match also matches before a trailing newline ("acme\n").
+_TEAM_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_KEY_ID_BYTES = 8  # 64 bits
+_KEY_ID_ATTEMPTS = 5
 
 
 class InvalidTeamName(ValueError):
     """Team names are lowercase letters, digits, '.', '_' and '-' (at most 64)."""
+
+
+class UnknownPolicy(ValueError):
+    """A team or key named a moderation policy that this deployment does not have."""
+
+
+class MissingTeam(LookupError):
+    """A key's team record is missing: the key does not authenticate (fail closed)."""
+
+
+class KeyIdCollision(RuntimeError):
+    """No free key id after several draws (a broken random source, never chance)."""
 
 
 @dataclass(frozen=True)
@@ -97,17 +109,26 @@ class KeyStore:
 
     Args:
         client: An async Redis client with ``decode_responses=True``.
+        policies: Moderation policy names a team may be given (None: not checked, for tools that
+            do not know the deployment's policies).
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, policies: Iterable[str] | None = None) -> None:
         self._redis = client
-        self._lookup = client.register_script(_LOOKUP)
+        self._policies = None if policies is None else frozenset(policies)
 
     async def set_team(self, name: str, *, rpm: int | None = None, tpm: int | None = None,
                        policy: str | None = None) -> Team:
-        """Creates a team, or changes the given fields of an existing one."""
-        if not _TEAM_NAME.match(name):
+        """Creates a team, or changes the given fields of an existing one.
+
+        Raises:
+            InvalidTeamName: the name is not a valid team name.
+            UnknownPolicy: ``policy`` is not one of this deployment's policies.
+        """
+        if not isinstance(name, str) or not _TEAM_NAME.fullmatch(name):
             raise InvalidTeamName(name)
+        if policy is not None and self._policies is not None and policy not in self._policies:
+            raise UnknownPolicy(policy)
         key = f"ms:team:{name}"
         # The salt is created once and never changes: it keeps teams' cache entries apart.
         await self._redis.hsetnx(key, "salt", secrets.token_hex(16))
@@ -125,15 +146,19 @@ class KeyStore:
             The key itself (shown once, never stored) and its info.
         """
         await self.set_team(team, rpm=rpm, tpm=tpm, policy=policy)
-        key_id = secrets.token_hex(4)
-        api_key = f"{KEY_PREFIX}{key_id}-{secrets.token_urlsafe(24)}"
-        info = KeyInfo(key_id=key_id, team=team, models=tuple(models), created=time.time(), sha256=hash_key(api_key))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"ms:key:{info.sha256}", mapping={
-                "key_id": key_id, "team": team, "models": json.dumps(list(models)), "created": str(info.created),
-            })
-            pipe.hset("ms:keys", key_id, json.dumps(asdict(info)))
-            await pipe.execute()
+        for _ in range(_KEY_ID_ATTEMPTS):
+            key_id = secrets.token_hex(_KEY_ID_BYTES)
+            api_key = f"{KEY_PREFIX}{key_id}-{secrets.token_urlsafe(24)}"
+            info = KeyInfo(key_id=key_id, team=team, models=tuple(models), created=time.time(),
+                           sha256=hash_key(api_key))
+            # The id is claimed first, set-if-absent: an existing key's record is never overwritten.
+            if await self._redis.hsetnx("ms:keys", key_id, json.dumps(asdict(info))):
+                break
+        else:
+            raise KeyIdCollision(f"no free key id after {_KEY_ID_ATTEMPTS} draws")
+        await self._redis.hset(f"ms:key:{info.sha256}", mapping={
+            "key_id": key_id, "team": team, "models": json.dumps(list(models)), "created": str(info.created),
+        })
         return api_key, info
 
     async def list(self, team: str | None = None) -> list[KeyInfo]:
@@ -156,11 +181,20 @@ class KeyStore:
         return info
 
     async def lookup(self, api_key: str) -> Principal | None:
-        """The principal of a key, or None for an unknown or revoked key."""
-        found = await self._lookup(keys=[f"ms:key:{hash_key(api_key)}"])
-        if not found:
+        """The principal of a key, or None for an unknown or revoked key.
+
+        Raises:
+            MissingTeam: the key exists but its team record does not (fail closed).
+        """
+        # Two reads: the team's key is only known from the key record (a script would touch a key
+        # it did not declare). The per-replica auth cache makes this rare.
+        # The client decodes responses (decode_responses=True): fields are str.
+        key_fields = cast(dict[str, str], await self._redis.hgetall(f"ms:key:{hash_key(api_key)}"))
+        if not key_fields:
             return None
-        key_fields, team_fields = (dict(zip(part[::2], part[1::2])) for part in found)
+        team_fields = cast(dict[str, str], await self._redis.hgetall(f"ms:team:{key_fields['team']}"))
+        if not team_fields.get("salt"):
+            raise MissingTeam(key_fields["team"])
         return Principal(
             key_id=key_fields["key_id"],
             team=_team(key_fields["team"], team_fields),

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from dataclasses import dataclass, field
 
 from ..config import TenancyConfig
 from ..errors import InvalidRequestError, RateLimitError, ServiceUnavailableError, TokenRateLimitError
 from ..redis_gate import RedisGate, RedisUnavailable
 from .keys import Team
+from .outbox import AccountingOutbox
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,10 @@ end
 return {ok and 1 or 0, tostring(r), tostring(k)}
 """
 
-# KEYS: tokens bucket. ARGV: tpm, refund.
+# KEYS: tokens bucket, applied marker. ARGV: tpm, refund, marker ttl s. Idempotent: a retried
+# refund that Redis already applied is a no-op.
 _REFUND = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local limit, refund = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -76,11 +80,13 @@ class QuotaManager:
     Args:
         gate: Redis access.
         config: Default limits and the behaviour when Redis is unreachable.
+        outbox: Where refunds Redis does not take at once wait for retrying (default: its own).
     """
 
-    def __init__(self, gate: RedisGate, config: TenancyConfig) -> None:
+    def __init__(self, gate: RedisGate, config: TenancyConfig, outbox: AccountingOutbox | None = None) -> None:
         self._gate = gate
         self._config = config
+        self._outbox = outbox or AccountingOutbox(gate)
         self._admit = gate.client.register_script(_ADMIT)
         self._refund = gate.client.register_script(_REFUND)
 
@@ -113,8 +119,8 @@ class QuotaManager:
             ok, requests_left, tokens_left = await self._gate.run(
                 lambda _: self._admit(keys=keys, args=[rpm, tpm, tokens])
             )
-        except RedisUnavailable:
-            logger.warning("quota check skipped: redis unreachable (policy: %s)", self._config.quota_on_redis_error)
+        except RedisUnavailable as error:
+            logger.warning("quota check failed: redis %s (policy: %s)", error, self._config.quota_on_redis_error)
             if self._config.quota_on_redis_error == "reject":
                 raise ServiceUnavailableError(
                     message="Rate limiting is temporarily unavailable. Please retry shortly.",
@@ -132,11 +138,8 @@ class QuotaManager:
         refund = admission.reserved_tokens - used_tokens
         if refund <= 0 or admission.tpm <= 0:
             return
-        key = f"ms:quota:{admission.team.name}:tokens"
-        try:
-            await self._gate.run(lambda _: self._refund(keys=[key], args=[admission.tpm, refund]))
-        except RedisUnavailable:
-            logger.warning("token refund skipped: redis unreachable")
+        keys = [f"ms:quota:{admission.team.name}:tokens", f"ms:quota:refund:{secrets.token_hex(16)}"]
+        await self._outbox.submit("refund", lambda _: self._refund(keys=keys, args=[admission.tpm, refund, 3600]))
 
     @staticmethod
     def _headers(rpm: int, tpm: int, requests_left: float, tokens_left: float) -> dict[str, str]:

@@ -2,24 +2,44 @@
 
     ms:usage:team:<team>:<YYYY-MM-DD>  hash  requests, prompt_tokens, completion_tokens, cached_requests
     ms:usage:key:<key_id>:<YYYY-MM-DD> hash  (same fields)
+    ms:usage:applied:<record id>       string  marks a record as counted (idempotent retries), 1 day
+
+Usage is billing data: a record Redis does not take at once is buffered and retried until it does
+(:mod:`serve.tenancy.outbox`), and it counts only requests that were served: the pipeline records
+nothing for a request the platform refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as aioredis
 
-from ..redis_gate import RedisGate, RedisUnavailable
+from ..redis_gate import RedisGate
 from .keys import Principal
+from .outbox import AccountingOutbox
 
 logger = logging.getLogger(__name__)
 
 _FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cached_requests")
 _RETENTION_S = 400 * 24 * 3600
+_APPLIED_TTL_S = 24 * 3600
 MAX_DAYS = 400
+
+# KEYS: team day hash, key day hash, applied marker. ARGV: requests, prompt, completion, cached,
+# retention s, marker ttl s. Counts a record once: a retry of a write Redis already applied is a no-op.
+_RECORD = """
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+local names = {'requests', 'prompt_tokens', 'completion_tokens', 'cached_requests'}
+for k = 1, 2 do
+  for i = 1, 4 do redis.call('HINCRBY', KEYS[k], names[i], ARGV[i]) end
+  redis.call('EXPIRE', KEYS[k], ARGV[5])
+end
+return 1
+"""
 
 
 @dataclass
@@ -48,31 +68,33 @@ def _today() -> dt.date:
 
 
 class UsageRecorder:
-    """Counts each finished request for its team and key (one pipelined round trip)."""
+    """Counts each served request for its team and key (one script call, retried until it lands).
 
-    def __init__(self, gate: RedisGate) -> None:
+    Args:
+        gate: Redis access.
+        outbox: Where writes Redis does not take at once wait (default: one of its own).
+    """
+
+    def __init__(self, gate: RedisGate, outbox: AccountingOutbox | None = None) -> None:
         self._gate = gate
+        self.outbox = outbox or AccountingOutbox(gate)
+        self._script = gate.client.register_script(_RECORD)
 
     async def record(self, principal: Principal, prompt_tokens: int, completion_tokens: int, cached: bool) -> bool:
-        """Adds one request's usage; returns False (and logs) when Redis is unreachable."""
+        """Adds one served request's usage (under today's UTC date, even when written later).
+
+        Returns:
+            True when Redis took it at once; False when it was buffered for retrying.
+        """
         day = _today().isoformat()
-        increments = {"requests": 1, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "cached_requests": int(cached)}
-
-        async def write(client: aioredis.Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                for key in (f"ms:usage:team:{principal.team.name}:{day}", f"ms:usage:key:{principal.key_id}:{day}"):
-                    for name, value in increments.items():
-                        pipe.hincrby(key, name, value)
-                    pipe.expire(key, _RETENTION_S)
-                await pipe.execute()
-
-        try:
-            await self._gate.run(write)
-            return True
-        except RedisUnavailable:
-            logger.warning("usage not recorded: redis unreachable")
-            return False
+        record_id = secrets.token_hex(16)
+        keys = [f"ms:usage:team:{principal.team.name}:{day}", f"ms:usage:key:{principal.key_id}:{day}",
+                f"ms:usage:applied:{record_id}"]
+        args = [1, prompt_tokens, completion_tokens, int(cached), _RETENTION_S, _APPLIED_TTL_S]
+        written = await self.outbox.submit("usage", lambda _: self._script(keys=keys, args=args))
+        if not written:
+            logger.warning("usage buffered for retrying: redis did not take it (%d pending)", self.outbox.pending)
+        return written
 
 
 async def usage_report(client: aioredis.Redis, teams: list[str], since: dt.date | None = None,

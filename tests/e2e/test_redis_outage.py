@@ -31,7 +31,7 @@ def outage(served, tiny_model_dir, tmp_path_factory, create_key_in):
         engine, str(tiny_model_dir), config, redis_url=redis_server.url
     )
     serve.run(gateway, name=APP, route_prefix=f"/{APP}")
-    client = openai.OpenAI(base_url=f"{served.root_url}/{APP}/v1", api_key=create_key_in(redis_server.url, "outage"),
+    client = openai.OpenAI(base_url=f"{served.root_url}/{APP}/v1", api_key=create_key_in(redis_server.url, "outage", rpm=0, tpm=0),
                            max_retries=0, timeout=60)
     yield redis_server, client, served.model
     serve.delete(APP)
@@ -52,6 +52,8 @@ def test_cache_entries_expire_after_their_ttl(outage):
 
 
 def test_requests_survive_redis_stopping_and_the_cache_returns(outage):
+    # The team is unmetered: a metered team's requests get 503 quota_unavailable while Redis is
+    # away (quotas fail closed; tests/security/test_redis_outage_policy.py).
     redis_server, client, model = outage
     ask(client, model)
     assert ask(client, model)[0] == "hit"

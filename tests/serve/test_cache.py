@@ -23,6 +23,14 @@ def key(salt="s", stream=False, **sampling) -> str:
                      choices=[choice(**(sampling or {"temperature": 0}))])
 
 
+async def wait_for(condition, timeout_s: float = 60.0) -> None:
+    """Waits on state (never a fixed sleep); the timeout only bounds a broken implementation."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
 def test_keys_separate_teams_params_policy_and_delivery_mode():
     assert key() == key()
     assert key(salt="other") != key()
@@ -56,7 +64,12 @@ async def test_entries_expire(gate):
     name = f"ms:cache:{uuid.uuid4().hex}"
     await (await cache.acquire(name)).finish(ANSWER)
     assert (await cache.acquire(name)).status == "hit"
-    await asyncio.sleep(1.2)
+    assert 0 < await gate.client.pttl(name) <= 1000  # stored with the configured TTL
+    # Redis expires it (state, polled): no sleep racing the lookup.
+    deadline = asyncio.get_running_loop().time() + 60
+    while await gate.client.exists(name):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
     assert (await cache.acquire(name)).status == "miss"
 
 
@@ -83,7 +96,8 @@ async def test_concurrent_identical_misses_generate_once(redis_url):
         flight = await cache.acquire(name)
         if flight.status == "miss":
             generations += 1
-            await asyncio.sleep(0.3)
+            # The leader finishes only once every other request is waiting (state, not time).
+            await wait_for(lambda: sum(c._waiting[name] for c in caches) == 8)
             await flight.finish(ANSWER)
             return ANSWER
         return flight.entry
@@ -99,9 +113,54 @@ async def test_a_failed_leader_hands_over_to_a_waiter(gate):
     name = f"ms:cache:{uuid.uuid4().hex}"
     leader = await cache.acquire(name)
     waiter = asyncio.create_task(cache.acquire(name))
-    await asyncio.sleep(0.2)
+    await wait_for(lambda: cache._waiting[name] == 1)
     await leader.finish(None)
     assert (await waiter).status == "miss"
+
+
+async def test_waiters_are_woken_by_the_release_not_by_polling(gate, monkeypatch):
+    # With re-checks pushed out to ten minutes, only the release notification can wake the waiter
+    # before the test's own 60 s bound.
+    from serve import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_FIRST_RECHECK_S", 600.0)
+    monkeypatch.setattr(cache_module, "_MAX_RECHECK_S", 600.0)
+    cache = PromptCache(gate, CacheConfig(single_flight_timeout_s=1200))
+    name = f"ms:cache:{uuid.uuid4().hex}"
+    leader = await cache.acquire(name)
+    waiter = asyncio.create_task(cache.acquire(name))
+    await wait_for(lambda: cache.subscribed and cache._waiting[name] == 1)
+    acquires = []
+    real_acquire = cache._acquire
+
+    async def counting(*args, **kwargs):
+        acquires.append(1)
+        return await real_acquire(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "_acquire", counting)
+    await leader.finish(ANSWER)
+    flight = await asyncio.wait_for(waiter, 60)
+    assert flight.status == "hit" and flight.entry == ANSWER
+    assert len(acquires) == 1  # one re-check, on the notification
+
+
+async def test_a_store_refused_by_a_full_redis_is_not_stored_and_releases_waiters(gate, monkeypatch):
+    from redis.exceptions import ResponseError
+
+    cache = PromptCache(gate, CacheConfig())
+    name = f"ms:cache:{uuid.uuid4().hex}"
+    leader = await cache.acquire(name)
+    real = cache._finish_script
+
+    async def full(keys, args):
+        if args[1]:  # storing a value: Redis at maxmemory under noeviction refuses writes
+            raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+        return await real(keys=keys, args=args)
+
+    monkeypatch.setattr(cache, "_finish_script", full)
+    await leader.finish(ANSWER)
+    assert not await gate.client.exists(name) and not await gate.client.exists(f"{name}:lock")
+    assert not gate.is_open  # a full Redis is not an outage: auth and quotas keep using it
 
 
 async def test_redis_outage_means_bypass(tmp_path):

@@ -82,3 +82,16 @@ def test_run_with_a_bad_config_prints_its_problems_and_starts_nothing(tmp_path):
         f"{bad}:2: cache.ttl_s: Input should be a valid integer, unable to parse string as an integer (got 'soon')"]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "local-stack.json").exists()
+
+
+def test_keys_create_refuses_a_policy_the_deployment_does_not_have(redis_url, monkeypatch, capsys):
+    import redis
+
+    from serve.cli import main
+
+    monkeypatch.setenv("MISTRAL_SERVE_REDIS_URL", redis_url)
+    monkeypatch.setenv("MISTRAL_SERVE_CONFIG", "serve/configs/local.yaml")
+    assert main(["keys", "create", "--team", "cli-policy-typo", "--policy", "strictt"]) == 2
+    assert "strictt" in capsys.readouterr().out
+    assert not redis.Redis.from_url(redis_url).sismember("ms:teams", "cli-policy-typo")
+    assert main(["keys", "create", "--team", "cli-policy-ok", "--policy", "strict"]) == 0

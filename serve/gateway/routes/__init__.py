@@ -16,9 +16,11 @@ from ... import __version__
 from ...logs import AccessLogMiddleware
 from ...protocol import ErrorResponse
 from ...tracing import TracingMiddleware
+from ..body_limit import BodyLimitMiddleware
 from ..drain import DrainReporter, InFlightMiddleware
 from ..error_handlers import install_error_handlers
 from ..pipeline import Pipeline
+from ..readiness import ReadinessCache
 from . import chat, completions, health, models, moderations
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
@@ -26,7 +28,8 @@ ROUTERS = (chat.router, completions.router, moderations.router, models.router, h
 
 
 def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | None = None,
-               drain: DrainReporter | None = None, log_text: bool = False) -> FastAPI:
+               drain: DrainReporter | None = None, *, log_text: bool = False, docs_enabled: bool = True,
+               max_request_bytes: int | None = None, readiness: ReadinessCache | None = None) -> FastAPI:
     """Builds the FastAPI app of the gateway.
 
     Args:
@@ -35,6 +38,9 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
         admin_router: The ``/admin`` routes, when enabled.
         drain: Counts in-flight requests and refuses new ones while the application drains.
         log_text: Put prompt and completion text in the access records.
+        docs_enabled: Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off in production).
+        max_request_bytes: Bodies over this get 413 before parsing (None: no limit).
+        readiness: Answers ``/readyz`` from a short cache (None: the engine is asked every time).
     """
 
     @contextlib.asynccontextmanager
@@ -51,11 +57,19 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
         version=__version__,
         responses=_ERROR_RESPONSES,
         lifespan=lifespan,
+        docs_url="/docs" if docs_enabled else None,
+        redoc_url="/redoc" if docs_enabled else None,
+        openapi_url="/openapi.json" if docs_enabled else None,
     )
     app.state.pipeline, app.state.started_at, app.state.drain = pipeline, started_at, drain
+    app.state.readiness = readiness or ReadinessCache(lambda: pipeline.engine.ready(), ttl_s=0)
     install_error_handlers(app)
     if drain is not None:
         app.add_middleware(InFlightMiddleware, state=drain.state)
+    if max_request_bytes is not None:
+        # NOTE: added after the ones above, so it runs before them: an oversized body is refused
+        # before anything reads it.
+        app.add_middleware(BodyLimitMiddleware, max_bytes=max_request_bytes)
     # NOTE: added last, so outermost: they see every response, the refusals of the ones above too.
     app.add_middleware(TracingMiddleware, tracing=pipeline.tracing)
     app.add_middleware(AccessLogMiddleware, include_text=log_text)

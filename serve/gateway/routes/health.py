@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-
-from ..pipeline import Pipeline
-from .deps import pipeline
 
 router = APIRouter()
 
@@ -18,11 +15,14 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request, served: Pipeline = Depends(pipeline)) -> JSONResponse:
-    """Readiness: the model is loaded and generates a token, and the gateway is not draining."""
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the model is loaded and generates a token, and the gateway is not draining.
+
+    Unauthenticated, so the engine check is cached (:class:`serve.gateway.readiness.ReadinessCache`).
+    """
     drain = request.app.state.drain
     if drain is not None and drain.state.refusing:
         return JSONResponse({"status": "draining"}, status_code=503)
-    if await served.engine.ready():
+    if await request.app.state.readiness.ready():
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "not ready"}, status_code=503)

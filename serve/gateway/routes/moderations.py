@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
 
 from ...protocol import ModerationRequest, ModerationResponse
 from ...tenancy.keys import Principal
 from ..pipeline import Pipeline
-from .deps import pipeline, principal
+from .deps import pipeline, principal, respond
 
 router = APIRouter()
 
@@ -16,5 +15,5 @@ router = APIRouter()
 @router.post("/v1/moderations", response_model=ModerationResponse)
 async def moderations(body: ModerationRequest, caller: Principal = Depends(principal),
                       served: Pipeline = Depends(pipeline)):
-    """Classifies the input(s) with the caller's policy."""
-    return JSONResponse((await served.moderations(caller, body.texts())).model_dump())
+    """Classifies the input(s) with the caller's policy (metered like generation)."""
+    return respond(await served.moderations(caller, body.texts()))

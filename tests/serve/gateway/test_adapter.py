@@ -77,3 +77,11 @@ def test_vllm_extra_fields_fix_the_output_length(adapter):
     assert adapter.chat(chat(max_tokens=5)).choices[0].sampling.min_tokens == 0
     with pytest.raises(ValueError):
         chat(min_tokens=-1)
+def test_prompts_times_n_beyond_max_choices_is_refused_before_tokenizing(adapter, monkeypatch):
+    def no_tokenizing(*_args, **_kwargs):
+        raise AssertionError("tokenized a request that is refused anyway")
+
+    monkeypatch.setattr(adapter, "tokenizer", no_tokenizing)
+    with pytest.raises(InvalidRequestError) as caught:
+        adapter.completion(CompletionRequest(model="m", prompt=["p"] * (adapter.max_choices + 1)))
+    assert caught.value.param == "prompt"

@@ -48,7 +48,56 @@ async def test_team_settings_merge_and_salt_is_stable(gate):
     assert other.salt != first.salt
 
 
-@pytest.mark.parametrize("name", ["", "Upper", "has space", "x" * 65, "../etc"])
+@pytest.mark.parametrize("name", ["", "Upper", "has space", "x" * 65, "../etc", "acme\n", "acme\r\n", "\nacme"])
 async def test_bad_team_names_are_refused(gate, name):
     with pytest.raises(InvalidTeamName):
         await KeyStore(gate.client).create(name)
+
+
+async def test_key_ids_are_64_bits_and_never_overwrite_an_existing_id(gate, monkeypatch):
+    from serve.tenancy import keys as keys_module
+
+    store = KeyStore(gate.client)
+    _, first = await store.create("ids")
+    assert len(first.key_id) == 16  # 8 random bytes, hex
+    # Force the next draw to collide with the existing id: the store must draw again.
+    draws = iter([first.key_id, "00000000000000aa"])
+    monkeypatch.setattr(keys_module.secrets, "token_hex", lambda _n: next(draws))
+    key, second = await store.create("ids")
+    assert second.key_id == "00000000000000aa"
+    assert (await store.lookup(key)).key_id == "00000000000000aa"
+    listed = {info.key_id: info for info in await store.list("ids")}
+    assert listed[first.key_id].sha256 == first.sha256  # the first key's record is intact
+
+
+async def test_endless_collisions_are_an_error_not_an_overwrite(gate, monkeypatch):
+    from serve.tenancy import keys as keys_module
+
+    store = KeyStore(gate.client)
+    _, first = await store.create("ids-stuck")
+    monkeypatch.setattr(keys_module.secrets, "token_hex", lambda _n: first.key_id)
+    with pytest.raises(keys_module.KeyIdCollision):
+        await store.create("ids-stuck")
+
+
+async def test_unknown_policies_are_refused_at_creation(gate):
+    from serve.tenancy.keys import UnknownPolicy
+
+    store = KeyStore(gate.client, policies=["default", "strict"])
+    with pytest.raises(UnknownPolicy):
+        await store.create("policy-typo", policy="strictt")
+    with pytest.raises(UnknownPolicy):
+        await store.set_team("policy-typo", policy="nope")
+    assert "policy-typo" not in await store.teams()
+    _, info = await store.create("policy-ok", policy="strict")
+    assert info.team == "policy-ok"
+
+
+async def test_a_key_whose_team_record_is_missing_fails_closed(gate):
+    from serve.tenancy.keys import MissingTeam
+
+    store = KeyStore(gate.client)
+    key, _ = await store.create("vanishing")
+    await gate.client.delete("ms:team:vanishing")
+    with pytest.raises(MissingTeam):
+        await store.lookup(key)

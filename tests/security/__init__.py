@@ -1,0 +1,1 @@
+"""Black-box security tests against the running stack (docs/security.md)."""
