@@ -11,6 +11,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
+from .protocol_tools import (
+    FunctionCall, FunctionCallDelta, FunctionDefinition, JsonSchemaFormat, NamedFunction, NamedToolChoice,
+    ResponseFormat, Tool, ToolCall, ToolCallDelta,
+)
+
+__all__ = [  # the tool models are re-exported: callers import every OpenAI model from here
+    "FunctionCall", "FunctionCallDelta", "FunctionDefinition", "JsonSchemaFormat", "NamedFunction",
+    "NamedToolChoice", "ResponseFormat", "Tool", "ToolCall", "ToolCallDelta",
+]
+
 MAX_STOP_SEQUENCES = 4
 
 
@@ -28,9 +38,19 @@ class TextContentPart(_Request):
 class ChatMessage(_Request):
     """One message of a chat conversation."""
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_fields(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("messages with role `tool` need a `tool_call_id`")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry `tool_calls`")
+        return self
 
     def text(self) -> str:
         """The message content as one string (text parts joined)."""
@@ -92,6 +112,35 @@ class ChatCompletionRequest(SamplingRequest):
 
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+
+    @model_validator(mode="after")
+    def _tool_choice(self) -> ChatCompletionRequest:
+        names = [tool.function.name for tool in self.tools or []]
+        choice = self.tool_choice
+        if choice is not None and choice != "none" and choice != "auto" and not names:
+            raise ValueError("`tool_choice` needs `tools`")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"`tool_choice` names the function {choice.function.name!r}, which is not in `tools`")
+        if len(set(names)) != len(names):
+            raise ValueError("function names in `tools` must be unique")
+        return self
+
+    def tool_mode(self) -> Literal["none", "auto", "forced"]:
+        """``none``: no tools offered; ``auto``: the model may call one; ``forced``: it must."""
+        if not self.tools or self.tool_choice == "none":
+            return "none"
+        return "auto" if self.tool_choice in (None, "auto") else "forced"
+
+    def forced_tools(self) -> list[Tool]:
+        """The tools a forced tool choice may call (the named one, or all)."""
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice):
+            return [t for t in self.tools or [] if t.function.name == choice.function.name]
+        return list(self.tools or [])
 
     @model_validator(mode="after")
     def _merge_max_tokens(self) -> ChatCompletionRequest:
@@ -130,14 +179,22 @@ class Usage(BaseModel):
         )
 
 
-FinishReason = Literal["stop", "length", "content_filter"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
 class AssistantMessage(BaseModel):
-    """The generated message of a chat choice."""
+    """The generated message of a chat choice (``content`` is null when it calls tools)."""
 
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_calls(self, handler):
+        body = handler(self)
+        if body.get("tool_calls") is None:
+            body.pop("tool_calls", None)
+        return body
 
 
 class ChatChoice(BaseModel):
@@ -166,6 +223,7 @@ class ChatDelta(BaseModel):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler):

@@ -145,7 +145,9 @@ class BatchingEngine:
         sequence = _Sequence(
             request=request,
             sink=sink,
-            detokenizer=IncrementalDetokenizer(self.tokenizer, request.prompt_token_ids),
+            detokenizer=IncrementalDetokenizer(
+                self.tokenizer, request.prompt_token_ids, request.sampling.show_token_ids
+            ),
             stop_filter=StopStringFilter(request.sampling.stop),
             generator=make_generator(request.sampling.seed, self.device),
             submitted_at=time.monotonic(),

@@ -23,6 +23,10 @@ class SamplingParams:
             else shares the batch.
         stop: Strings that end the completion; they are not part of the returned text.
         ignore_eos: Keep generating past the end-of-sequence token (benchmarks only).
+        json_schema: A JSON schema (as JSON text) the completion must match: constrained decoding
+            (:mod:`serve.engine.constraints`) masks every token that would leave it.
+        show_token_ids: Control tokens written into the text instead of being skipped (e.g.
+            Mistral's ``[TOOL_CALLS]``, which tells a tool call from an answer).
     """
 
     max_tokens: int
@@ -31,6 +35,8 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    json_schema: str | None = None
+    show_token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,22 @@
 """Conversion of OpenAI requests into engine requests (prompt tokens and sampling parameters).
 
-This is where the OpenAI protocol meets the model: chat templates, tokenization, defaults of the
-sampling parameters, and the context-length check all happen here, in the gateway, so that a
+This is where the OpenAI protocol meets the model: prompt encoding (Mistral's format through
+mistral-common, or a chat template; :mod:`serve.prompts`), tools and output constraints, defaults of
+the sampling parameters, and the context-length check all happen here, in the gateway, so that a
 request which cannot be served is refused before it reaches a GPU.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
-from jinja2 import TemplateError
-
+from ..engine.api import PromptEncoder
+from ..engine.types import EngineRequest, SamplingParams
 from ..errors import ContextLengthExceededError, InvalidRequestError
 from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
-from ..engine.types import EngineRequest, SamplingParams
+from .prompting import message_dicts, output_schema, schema_text, tool_dicts
 
 # OpenAI's defaults for temperature and top_p.
 DEFAULT_TEMPERATURE = 1.0
@@ -33,47 +35,54 @@ class PreparedRequest:
     request_id: str
     prompt_tokens: int
     choices: list[EngineRequest]
+    # How the answer is read: plain text, maybe tool calls ([TOOL_CALLS] shown), or tool calls only.
+    tool_mode: Literal["none", "auto", "forced"] = "none"
 
 
 class EngineAdapter:
-    """Builds engine requests with the served model's tokenizer.
+    """Builds engine requests with the served model's prompt encoder.
 
     Args:
-        tokenizer: The served model's tokenizer (carries the chat template).
+        encoder: Encodes conversations and raw prompts (:mod:`serve.prompts`).
         max_model_len: Context limit of the engine.
         max_choices: Largest ``n`` a request may ask for.
     """
 
-    def __init__(self, tokenizer, max_model_len: int, max_choices: int) -> None:
-        self.tokenizer = tokenizer
+    def __init__(self, encoder: PromptEncoder, max_model_len: int, max_choices: int) -> None:
+        self.encoder = encoder
         self.max_model_len = max_model_len
         self.max_choices = max_choices
 
     def chat(self, request: ChatCompletionRequest, request_id: str | None = None) -> PreparedRequest:
-        """Renders the conversation with the model's chat template and tokenizes it.
+        """Encodes the conversation (and its tools) and sets the output constraint.
 
         Args:
             request: The (moderated) request.
             request_id: The API response id (default: a new ``chatcmpl-...``).
         """
-        messages = [
-            # The model's template knows system/user/assistant; OpenAI's newer "developer" role
-            # carries the same instructions as "system".
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in request.messages
-        ]
-        try:
-            encoded = self.tokenizer.apply_chat_template(
-                messages, tokenize=True, add_generation_prompt=True, return_dict=True
-            )
-        except TemplateError as exc:
-            # Raised by the template's own raise_exception(): a static message about roles/order.
+        mode = request.tool_mode()
+        if mode != "none" and self.encoder.tool_calls_token_id is None:
             raise InvalidRequestError(
-                message=f"The conversation cannot be rendered for this model: {exc}",
+                message="This model's prompt format has no tool calls; omit `tools`.", param="tools",
+                code="unsupported_parameter",
+            )
+        try:
+            # A forced answer starts after [TOOL_CALLS]: the model then writes the calls' JSON.
+            prompt = self.encoder.encode_chat(
+                message_dicts(request.messages), tools=tool_dicts(request), tool_call_prefix=mode == "forced"
+            )
+        except ValueError as exc:  # PromptError: a static message about roles, order or tool ids
+            raise InvalidRequestError(
+                message=f"The conversation cannot be encoded for this model: {exc}",
                 param="messages",
                 code="invalid_messages",
             ) from None
-        return self._prepare(request, list(encoded["input_ids"]), "messages", request_id or new_request_id("chatcmpl"))
+        prepared = self._prepare(request, prompt, "messages", request_id or new_request_id("chatcmpl"))
+        extra: dict = {"json_schema": schema_text(output_schema(request))}
+        if mode == "auto":
+            extra["show_token_ids"] = (self.encoder.tool_calls_token_id,)
+        choices = [replace(c, sampling=replace(c.sampling, **extra)) for c in prepared.choices]
+        return replace(prepared, choices=choices, tool_mode=mode)
 
     def completion(self, request: CompletionRequest, request_id: str | None = None) -> list[PreparedRequest]:
         """Tokenizes each prompt of a text completion (one prepared request per prompt).
@@ -91,7 +100,7 @@ class EngineAdapter:
         request_id = request_id or new_request_id("cmpl")
         prepared = []
         for number, prompt in enumerate(request.prompts()):
-            ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            ids = self.encoder.encode_text(prompt)
             prepared.append(self._prepare(request, list(ids), "prompt", request_id, first_choice=number * request.n))
         return prepared
 

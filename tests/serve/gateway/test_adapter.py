@@ -10,8 +10,8 @@ from serve.protocol import ChatCompletionRequest, CompletionRequest
 
 
 @pytest.fixture
-def adapter(tiny_tokenizer):
-    return EngineAdapter(tiny_tokenizer, max_model_len=64, max_choices=4)
+def adapter(tiny_encoder):
+    return EngineAdapter(tiny_encoder, max_model_len=64, max_choices=4)
 
 
 def chat(**fields) -> ChatCompletionRequest:
@@ -19,14 +19,15 @@ def chat(**fields) -> ChatCompletionRequest:
     return ChatCompletionRequest(model="m", **fields)
 
 
-def test_chat_uses_the_model_template(adapter, tiny_tokenizer):
+def test_chat_is_encoded_in_mistral_format(adapter, tiny_tokenizer):
     prepared = adapter.chat(chat(messages=[
         {"role": "developer", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]},
     ]))
     rendered = tiny_tokenizer.decode(prepared.choices[0].prompt_token_ids)
-    assert rendered == "<s>[INST] be brief\n\nhello [/INST]"
+    assert rendered == "<s>[INST] be brief\n\nhello[/INST]"
     assert prepared.prompt_tokens == len(prepared.choices[0].prompt_token_ids)
+    assert prepared.tool_mode == "none" and prepared.choices[0].sampling.json_schema is None
 
 
 def test_default_max_tokens_fill_the_context(adapter):
@@ -48,7 +49,7 @@ def test_each_choice_gets_its_own_seed(adapter):
 
 def test_context_overflow_is_refused(adapter):
     with pytest.raises(ContextLengthExceededError) as caught:
-        adapter.chat(chat(max_tokens=60))
+        adapter.chat(chat(max_tokens=61))
     assert caught.value.code == "context_length_exceeded" and caught.value.param == "messages"
     with pytest.raises(ContextLengthExceededError):
         adapter.completion(CompletionRequest(model="m", prompt="word " * 100))
@@ -56,7 +57,9 @@ def test_context_overflow_is_refused(adapter):
 
 @pytest.mark.parametrize(
     "fields", [{"n": 5}, {"logprobs": True}, {"frequency_penalty": 0.5},
-               {"messages": [{"role": "assistant", "content": "x"}]}],
+               {"messages": [{"role": "assistant", "content": "x"}]},
+               {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
+                             {"role": "tool", "content": "r", "tool_call_id": "abcdefghi"}]}],
 )
 def test_unsupported_or_invalid_requests_are_400(adapter, fields):
     with pytest.raises(InvalidRequestError):
