@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 
 from . import kv
+from .constraints import JsonConstraint, apply_masks
 from .sampling import make_generator, sample_next_tokens
 from .telemetry import EngineTelemetry
 from .text import IncrementalDetokenizer, StopStringFilter
@@ -41,6 +42,7 @@ class _Sequence:
     detokenizer: IncrementalDetokenizer
     stop_filter: StopStringFilter
     generator: torch.Generator | None
+    constraint: JsonConstraint | None = None  # constrained decoding (SamplingParams.json_schema)
     cached: int = 0  # tokens whose keys/values are in the cache
     generated: int = 0
     last_token: int = -1
@@ -137,7 +139,8 @@ class BatchingEngine:
         """Queues a request; ``sink`` receives its outputs on the engine thread.
 
         Raises:
-            ValueError: the prompt plus ``max_tokens`` exceed ``max_model_len``.
+            ValueError: the prompt plus ``max_tokens`` exceed ``max_model_len``, or the JSON
+                schema cannot be compiled (:class:`~serve.engine.constraints.ConstraintError`).
         """
         needed = len(request.prompt_token_ids) + request.sampling.max_tokens
         if not request.prompt_token_ids or needed > self.max_model_len:
@@ -150,6 +153,9 @@ class BatchingEngine:
             ),
             stop_filter=StopStringFilter(request.sampling.stop),
             generator=make_generator(request.sampling.seed, self.device),
+            constraint=None if request.sampling.json_schema is None else JsonConstraint(
+                self.tokenizer, request.sampling.json_schema, self.model.config.vocab_size
+            ),
             submitted_at=time.monotonic(),
         )
         with self._lock:
@@ -273,6 +279,8 @@ class BatchingEngine:
             return
         if len(rows) != len(sequences):
             logits = logits.index_select(0, torch.tensor(rows, device=logits.device))
+        # The logits-processing hook: constrained rows keep only the tokens their grammar allows.
+        logits = apply_masks(logits, [s.constraint for s in live])
         tokens = sample_next_tokens(logits, [s.request.sampling for s in live], [s.generator for s in live])
         for sequence, token in zip(live, tokens):
             self._append(sequence, token)
@@ -281,6 +289,8 @@ class BatchingEngine:
         params = sequence.request.sampling
         sequence.last_token = token
         sequence.generated += 1
+        if sequence.constraint is not None:
+            sequence.constraint.accept(token)
         if self.telemetry is not None:
             now = time.monotonic()
             first = sequence.generated == 1

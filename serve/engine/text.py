@@ -28,7 +28,13 @@ class IncrementalDetokenizer:
 
     def __init__(self, decoder: Decoder, prompt_token_ids: Sequence[int], show: Sequence[int] = ()) -> None:
         self._decoder = decoder
-        self._ids: list[int] = list(prompt_token_ids[-_CONTEXT_TOKENS:])
+        context = list(prompt_token_ids[-_CONTEXT_TOKENS:])
+        special = set(getattr(decoder, "all_special_ids", ()))
+        # Context starts after the prompt's last control token: an answer after "[/INST]" begins
+        # like a text of its own (SentencePiece drops its first word's space), as decoding the
+        # answer alone does; a raw prompt's continuation keeps its leading space.
+        cut = max((i + 1 for i, token in enumerate(context) if token in special), default=0)
+        self._ids: list[int] = context[cut:]
         self._prefix_offset = 0
         self._read_offset = len(self._ids)
         self._show = frozenset(show)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..engine.api import PromptEncoder
+from ..engine.constraints import ConstraintError, json_grammar
 from ..engine.types import EngineRequest, SamplingParams
 from ..errors import ContextLengthExceededError, InvalidRequestError
 from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
@@ -78,11 +79,25 @@ class EngineAdapter:
                 code="invalid_messages",
             ) from None
         prepared = self._prepare(request, prompt, "messages", request_id or new_request_id("chatcmpl"))
-        extra: dict = {"json_schema": schema_text(output_schema(request))}
+        extra: dict = {"json_schema": self._checked_schema(request)}
         if mode == "auto":
             extra["show_token_ids"] = (self.encoder.tool_calls_token_id,)
         choices = [replace(c, sampling=replace(c.sampling, **extra)) for c in prepared.choices]
         return replace(prepared, choices=choices, tool_mode=mode)
+
+    @staticmethod
+    def _checked_schema(request: ChatCompletionRequest) -> str | None:
+        """The answer's JSON schema as text, refused with a 400 when it cannot be enforced."""
+        schema = schema_text(output_schema(request))
+        if schema is not None:
+            try:
+                json_grammar(schema)
+            except ConstraintError as exc:
+                param = "tools" if request.tool_mode() == "forced" else "response_format"
+                raise InvalidRequestError(
+                    message=f"The JSON schema cannot be enforced: {exc}", param=param, code="invalid_schema",
+                ) from None
+        return schema
 
     def completion(self, request: CompletionRequest, request_id: str | None = None) -> list[PreparedRequest]:
         """Tokenizes each prompt of a text completion (one prepared request per prompt).

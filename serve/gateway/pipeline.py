@@ -30,6 +30,7 @@ from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
 from .adapter import EngineAdapter, PreparedRequest, new_request_id
 from .moderation_stage import ModerationStage, OutputCheck
+from .prompting import client_text_spots, texts_at, with_texts
 from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
 
 logger = logging.getLogger(__name__)
@@ -120,25 +121,26 @@ class Pipeline:
         started_at = time.monotonic()
         self._check_model(principal, request.model)
         policy = self._policy(principal)
-        checked = [i for i, m in enumerate(request.messages) if m.role != "assistant"]
+        first = 0
         if policy is not None and policy.system_prompt:
             # The policy's guardrail prompt goes first; it is ours, so the input rails skip it.
             system = ChatMessage(role="system", content=policy.system_prompt)
             request = request.model_copy(update={"messages": [system, *request.messages]})
-            checked = [i + 1 for i in checked]
+            first = 1
         request_id = new_request_id("chatcmpl")
         users = [m.text() for m in request.messages if m.role == "user"]
         context = users[-1] if users else ""
-        texts = [request.messages[i].text() for i in checked]
+        # Every client-written text: contents (tool results too) and assistant tool-call arguments.
+        spots = client_text_spots(request.messages, first)
+        texts = texts_at(request.messages, spots)
         masked = await self._check_inputs(principal, policy, texts, request_id, "messages")
         if masked != texts:
-            messages = list(request.messages)
-            for i, text in zip(checked, masked):
-                messages[i] = messages[i].model_copy(update={"content": text})
-            request = request.model_copy(update={"messages": messages})
-        job = _Job.of([self.adapter.chat(request, request_id)], started_at)  # the one tokenization
+            request = request.model_copy(update={"messages": with_texts(request.messages, spots, masked)})
+        prepared = self.adapter.chat(request, request_id)  # the one tokenization
+        job = _Job.of([prepared], started_at)
         check = self._output_check(principal, policy, job, context)
-        return await self._serve(principal, request, job, ChatShape(request_id, self.served_model), use_cache, check)
+        shape = ChatShape(request_id, self.served_model, prepared.tool_mode)
+        return await self._serve(principal, request, job, shape, use_cache, check)
 
     async def completion(self, principal: Principal, request: CompletionRequest, use_cache: bool) -> Reply:
         """A text completion (JSON or SSE)."""

@@ -104,3 +104,42 @@ def output_schema(request: ChatCompletionRequest) -> dict[str, Any] | None:
 def schema_text(schema: dict[str, Any] | None) -> str | None:
     """A schema as canonical JSON text (it crosses to the engine and into the cache key)."""
     return None if schema is None else json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+# Where a client-written text sits in a conversation: (message index, tool call index or None).
+TextSpot = tuple[int, "int | None"]
+
+
+def client_text_spots(messages: list[ChatMessage], first: int = 0) -> list[TextSpot]:
+    """The client-written texts the input rails check, from message ``first`` on: every message's
+    content but the assistant's (the model's own earlier answers), including ``tool`` results, and
+    the arguments of every assistant tool call (the client may have written or edited them)."""
+    spots: list[TextSpot] = []
+    for index in range(first, len(messages)):
+        message = messages[index]
+        if message.role != "assistant":
+            spots.append((index, None))
+        for number, _ in enumerate(message.tool_calls or []):
+            spots.append((index, number))
+    return spots
+
+
+def texts_at(messages: list[ChatMessage], spots: list[TextSpot]) -> list[str]:
+    """The texts at ``spots``."""
+    return [messages[i].text() if call is None else messages[i].tool_calls[call].function.arguments  # type: ignore[index]
+            for i, call in spots]
+
+
+def with_texts(messages: list[ChatMessage], spots: list[TextSpot], texts: list[str]) -> list[ChatMessage]:
+    """The conversation with the texts at ``spots`` replaced (the input rails' masked texts)."""
+    out = list(messages)
+    for (index, call), text in zip(spots, texts):
+        message = out[index]
+        if call is None:
+            out[index] = message.model_copy(update={"content": text})
+            continue
+        calls = list(message.tool_calls or [])
+        calls[call] = calls[call].model_copy(
+            update={"function": calls[call].function.model_copy(update={"arguments": text})})
+        out[index] = message.model_copy(update={"tool_calls": calls})
+    return out

@@ -21,8 +21,11 @@ from ..protocol import (
     ChatDelta,
     Completion,
     CompletionChoice,
+    ToolCallDelta,
+    FunctionCallDelta,
     Usage,
 )
+from .tool_calls import ToolMode, may_become_tool_calls, parse_tool_calls
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def sse(payload: dict) -> str:
 
 def client_finish_reason(reason: str | None) -> str:
     """Maps a finish reason to the API's; an engine failure or cancellation becomes an error."""
-    if reason in ("stop", "length", "content_filter"):
+    if reason in ("stop", "length", "content_filter", "tool_calls"):
         return reason
     raise internal_error()
 
@@ -94,20 +97,36 @@ class _Shape:
 
 class ChatShape(_Shape):
     """``chat.completion`` objects and ``chat.completion.chunk`` events: a role chunk per
-    choice, content chunks, then a finish chunk per choice."""
+    choice, content chunks, then a finish chunk per choice.
+
+    When the request offers tools, an answer that is tool calls becomes ``tool_calls`` with
+    finish reason ``tool_calls``. Streamed, a tool-call answer is held back until it is complete
+    (it must parse as a whole) and sent as one ``tool_calls`` delta per call; in ``auto`` mode only
+    the beginning that may still be the ``[TOOL_CALLS]`` marker is held back.
+    """
 
     endpoint = "chat"
+
+    def __init__(self, request_id: str, model: str, tool_mode: ToolMode = "none") -> None:
+        super().__init__(request_id, model)
+        self.tool_mode = tool_mode
+        self._held: dict[int, str] = {}  # choice -> text held back while it may be tool calls
+        self._plain: set[int] = set()  # choices known to be plain text
 
     def whole(self, choices: list[ChoiceResult], usage: Usage) -> ChatCompletion:
         """The non-streamed response."""
         return ChatCompletion(
             id=self.request_id, created=self.created, model=self.model, usage=usage,
-            choices=[
-                ChatChoice(index=i, message=AssistantMessage(content=c.text),
-                           finish_reason=client_finish_reason(c.finish_reason))
-                for i, c in enumerate(choices)
-            ],
+            choices=[self._choice(i, c) for i, c in enumerate(choices)],
         )
+
+    def _choice(self, index: int, result: ChoiceResult) -> ChatChoice:
+        reason = client_finish_reason(result.finish_reason)
+        calls = parse_tool_calls(result.text, self.tool_mode) if reason == "stop" else None
+        if calls:
+            return ChatChoice(index=index, message=AssistantMessage(content=None, tool_calls=calls),
+                              finish_reason="tool_calls")
+        return ChatChoice(index=index, message=AssistantMessage(content=result.text), finish_reason=reason)
 
     def _chunk_model(self, choices: list, usage: Usage | None) -> ChatCompletionChunk:
         return ChatCompletionChunk(id=self.request_id, created=self.created, model=self.model, choices=choices,
@@ -117,13 +136,35 @@ class ChatShape(_Shape):
         return [[ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))] for i in range(choices)]
 
     def _increment(self, index: int, output: EngineOutput) -> list[list]:
+        text = self._hold(index, output)
         chunks = []
-        if output.text:
-            chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(content=output.text))])
+        if text:
+            chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(content=text))])
         if output.finish_reason is not None:
             reason = client_finish_reason(output.finish_reason)
+            held = self._held.pop(index, "")
+            calls = parse_tool_calls(held, self.tool_mode) if reason == "stop" and held else None
+            if calls:
+                deltas = [ToolCallDelta(index=n, id=c.id, type="function", function=FunctionCallDelta(
+                    name=c.function.name, arguments=c.function.arguments)) for n, c in enumerate(calls)]
+                chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(tool_calls=deltas))])
+                reason = "tool_calls"
+            elif held:
+                chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(content=held))])
             chunks.append([ChatChunkChoice(index=index, delta=ChatDelta(), finish_reason=reason)])
         return chunks
+
+    def _hold(self, index: int, output: EngineOutput) -> str:
+        """The text that can go out now; the rest is held while it may still be tool calls."""
+        if self.tool_mode == "none" or index in self._plain:
+            return output.text
+        held = self._held.get(index, "") + output.text
+        if self.tool_mode == "forced" or may_become_tool_calls(held):
+            self._held[index] = held
+            return ""
+        self._plain.add(index)
+        self._held.pop(index, None)
+        return held
 
 
 class CompletionShape(_Shape):

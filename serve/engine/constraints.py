@@ -1,0 +1,104 @@
+"""Constrained decoding: per-sequence token masks that keep a completion inside a JSON schema.
+
+The grammar engine is llguidance (the library mistral-common's own guidance uses). The gateway
+turns ``response_format`` and forced tool choices into a JSON schema
+(:attr:`serve.engine.types.SamplingParams.json_schema`); each constrained sequence gets a
+:class:`JsonConstraint`, whose :meth:`~JsonConstraint.mask` is applied to its row of the batch's
+logits before sampling and whose :meth:`~JsonConstraint.accept` follows each sampled token. When
+the JSON is complete, only end-of-sequence remains allowed, so a constrained answer always parses
+unless it runs out of ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import llguidance
+import llguidance.hf
+import torch
+
+# Whitespace between JSON tokens is bounded: unbounded whitespace would let a weak model spend its
+# whole budget on blanks. The separators are Mistral's (", " and ": ", as in its tool calls).
+JSON_OPTIONS: llguidance.JsonCompileOptions = {
+    "whitespace_flexible": False,
+    "whitespace_pattern": r"[ ]?",
+    "item_separator": ", ",
+    "key_separator": ": ",
+}
+
+
+class ConstraintError(ValueError):
+    """A schema llguidance cannot compile (the message says why)."""
+
+
+def json_grammar(schema: str) -> str:
+    """The llguidance grammar of a JSON schema (JSON text).
+
+    Raises:
+        ConstraintError: the schema is not valid JSON or uses what llguidance cannot compile.
+    """
+    try:
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+    except ValueError as exc:
+        raise ConstraintError(str(exc)) from None
+    error = llguidance.LLMatcher.validate_grammar(grammar)
+    if error:
+        raise ConstraintError(error.splitlines()[0][:300])
+    return grammar
+
+
+@functools.lru_cache(maxsize=4)
+def _ll_tokenizer(tokenizer) -> llguidance.LLTokenizer:
+    # Building the byte-level view of the vocabulary takes about a second: once per tokenizer.
+    return llguidance.hf.from_tokenizer(tokenizer)
+
+
+class JsonConstraint:
+    """The grammar state of one sequence.
+
+    Args:
+        tokenizer: The engine's (fast) transformers tokenizer.
+        schema: The JSON schema, as JSON text.
+        vocab_size: Width of the model's logits (may exceed the tokenizer's vocabulary).
+    """
+
+    def __init__(self, tokenizer, schema: str, vocab_size: int) -> None:
+        ll_tokenizer = _ll_tokenizer(tokenizer)
+        self._matcher = llguidance.LLMatcher(ll_tokenizer, json_grammar(schema))
+        if self._matcher.is_error():
+            raise ConstraintError(self._matcher.get_error())
+        self._vocab_size = vocab_size
+        self._bits = torch.arange(32, dtype=torch.int32)
+
+    def allowed(self) -> torch.Tensor:
+        """A ``[vocab_size]`` bool tensor of the tokens allowed next."""
+        words = torch.frombuffer(bytearray(self._matcher.compute_bitmask()), dtype=torch.int32)
+        allowed = ((words[:, None] >> self._bits) & 1).bool().flatten()
+        if allowed.numel() >= self._vocab_size:
+            return allowed[: self._vocab_size]
+        return torch.cat([allowed, allowed.new_zeros(self._vocab_size - allowed.numel())])
+
+    def mask(self, logits_row: torch.Tensor) -> None:
+        """Sets the scores of disallowed tokens to -inf, in place."""
+        logits_row.masked_fill_(~self.allowed().to(logits_row.device), float("-inf"))
+
+    def accept(self, token: int) -> None:
+        """Advances the grammar past a sampled token (always one the mask allowed)."""
+        self._matcher.consume_token(token)
+
+    def is_done(self) -> bool:
+        """Whether the grammar reached its end (only end-of-sequence was allowed and taken)."""
+        return self._matcher.is_stopped()
+
+
+def apply_masks(logits: torch.Tensor, constraints: Sequence[JsonConstraint | None]) -> torch.Tensor:
+    """Masks each constrained row of ``[batch, vocab]`` logits (unconstrained rows: None)."""
+    rows = [i for i, c in enumerate(constraints) if c is not None]
+    if not rows:
+        return logits
+    allowed = torch.stack([constraints[i].allowed() for i in rows]).to(logits.device)  # type: ignore[union-attr]
+    index = torch.tensor(rows, device=logits.device)
+    logits = logits.clone()
+    logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
+    return logits
