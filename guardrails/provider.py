@@ -29,6 +29,12 @@ from serve.engine.api import EngineClient, EngineFailure, EngineRequest, PromptE
 PROVIDER_NAME = "mistral_serve"
 # NeMo asks for `lowest_temperature` (0.001) to mean "as deterministic as possible": greedy here.
 GREEDY_BELOW = 0.01
+# Trimming a judge prompt to the context: the marker left where text was cut, a margin for its
+# tokens and for re-tokenisation at the seams, the least text worth judging, and how often to retry.
+_TRIM_MARKER = "\n[... text omitted to fit the moderator's context ...]\n"
+_TRIM_MARKER_TOKENS = 32
+_MIN_KEPT_TOKENS = 64
+_FIT_ATTEMPTS = 3
 
 
 class EngineLLMError(RuntimeError):
@@ -83,13 +89,8 @@ class EngineLLM:
             messages = [{"role": "user", "content": prompt}]
         else:
             messages = [{"role": m.role.value, "content": m.content or ""} for m in prompt]
-        try:
-            ids = tuple(self._encoder.encode_chat(messages))
-        except ValueError as exc:  # the prompt's roles or order do not fit the format
-            raise EngineLLMError(f"moderation prompt cannot be encoded: {exc}") from None
         max_tokens = int(kwargs.get("max_tokens") or self._default_max_tokens)
-        if self._max_model_len is not None and len(ids) + max_tokens > self._max_model_len:
-            raise EngineLLMError(f"moderation prompt of {len(ids)} tokens does not fit the context")
+        ids = self._fitted(messages, max_tokens)
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
         return EngineRequest(
             request_id=f"moderation-{uuid.uuid4().hex}",
@@ -101,6 +102,39 @@ class EngineLLM:
                 stop=tuple(stop or ()),
             ),
         )
+
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        try:
+            return list(self._encoder.encode_chat(messages))
+        except ValueError as exc:  # the prompt's roles or order do not fit the format
+            raise EngineLLMError(f"moderation prompt cannot be encoded: {exc}") from None
+
+    def _fitted(self, messages: list[dict[str, str]], max_tokens: int) -> tuple[int, ...]:
+        """The prompt's token ids, trimmed to fit the context with ``max_tokens`` to spare.
+
+        A judge prompt longer than the context (a long input under review) is not given up on: the
+        middle of its longest message is cut, keeping the judge's instructions, the start and the
+        end of the text under review, and a marker where text was left out. (The offline rails
+        always see the whole text.)
+        """
+        ids = self._encode(messages)
+        if self._max_model_len is None:
+            return tuple(ids)
+        budget = self._max_model_len - max_tokens
+        for _ in range(_FIT_ATTEMPTS):
+            excess = len(ids) - budget
+            if excess <= 0:
+                return tuple(ids)
+            longest = max(range(len(messages)), key=lambda i: len(messages[i]["content"]))
+            content = self._encoder.tokenize(messages[longest]["content"])
+            keep = len(content) - excess - _TRIM_MARKER_TOKENS
+            if keep < _MIN_KEPT_TOKENS:
+                break
+            head, tail = content[: keep // 2], content[len(content) - (keep - keep // 2):]
+            trimmed = self._encoder.decode(head) + _TRIM_MARKER + self._encoder.decode(tail)
+            messages = [*messages[:longest], {**messages[longest], "content": trimmed}, *messages[longest + 1:]]
+            ids = self._encode(messages)
+        raise EngineLLMError(f"moderation prompt of {len(ids)} tokens cannot be trimmed to the context")
 
     async def stream_async(
         self, prompt: str | list[ChatMessage], *, stop: list[str] | None = None, **kwargs: Any

@@ -160,25 +160,6 @@ class StreamGuard:
         return StreamStep(text=text)
 
 
-async def passed_prefix(check: WindowCheck, text: str, settings: StreamSettings) -> tuple[str, Verdict | None]:
-    """The part of a whole output that passes window by window, and the blocking verdict if any.
-
-    For a non-streamed output whose whole-text check blocked: the gateway can still return the
-    text up to the last passed window, exactly as a stream would have delivered it.
-    """
-    guard = StreamGuard(check, settings)
-    released = []
-    step_size = max(1, settings.window_chars)
-    for start in range(0, len(text), step_size):
-        step = await guard.feed(text[start : start + step_size])
-        released.append(step.text)
-        if step.blocked:
-            return "".join(released), step.verdict
-    step = await guard.finish()
-    released.append(step.text)
-    return "".join(released), step.verdict
-
-
 def _shift(finding: Finding, offset: int) -> Finding:
     return dataclasses.replace(finding, start=finding.start - offset, end=finding.end - offset)
 

@@ -91,14 +91,20 @@ def is_deterministic(choices: Sequence[EngineRequest]) -> bool:
     return all(c.sampling.temperature == 0 or c.sampling.seed is not None for c in choices)
 
 
-def cache_key(*, salt: str, model: str, policy_version: str, endpoint: str,
+def cache_key(*, salt: str, model: str, policy_version: str, endpoint: str, stream: bool,
               choices: Sequence[EngineRequest]) -> str:
-    """The Redis key of a request's answer."""
+    """The Redis key of a request's answer.
+
+    ``stream`` is part of the key because the output rails check the two modes differently (a
+    stream window by window, a whole answer whole): an answer is only replayed to the mode that
+    checked it.
+    """
     canonical = {
         "salt": salt,
         "model": model,
         "policy": policy_version,
         "endpoint": endpoint,
+        "stream": stream,
         "choices": [
             {"prompt": list(c.prompt_token_ids), **asdict(c.sampling)} for c in choices
         ],

@@ -90,7 +90,7 @@ async def gateway_overhead(redis_url: str, iterations: int) -> dict:
 
     async def cache_lookup() -> None:
         key = cache_key(salt=principal.team.salt, model="bench", policy_version="p", endpoint="chat",
-                        choices=[request])
+                        stream=False, choices=[request])
         flight = await cache.acquire(key)
         await flight.finish(None)  # a miss that stores nothing, so every iteration misses
 

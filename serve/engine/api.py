@@ -55,3 +55,11 @@ class PromptEncoder(Protocol):
     def encode_text(self, text: str) -> list[int]:
         """The prompt of a raw text (legacy completions)."""
         ...
+
+    def tokenize(self, text: str) -> list[int]:
+        """The tokens of a text alone, no control tokens (for measuring and trimming)."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``, control tokens left out."""
+        ...

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from guardrails.audit import AuditLog
 from guardrails.client import ModerationClient, ModerationUnavailableError
 from guardrails.policy import PolicyInfo
-from guardrails.stream import StreamGuard, StreamStep, passed_prefix, stream_guard, window_check
+from guardrails.stream import StreamGuard, StreamStep, stream_guard
 from guardrails.verdict import Verdict, first_blocked
 
 from .. import metrics
@@ -165,8 +165,9 @@ class ModerationStage:
             yield index, EngineOutput(text=text, num_tokens=output.num_tokens, finish_reason=output.finish_reason)
 
     async def moderate_whole(self, outputs: Outputs, check: OutputCheck) -> Outputs:
-        """Checks each choice's whole text once it is complete; a blocked answer keeps the text up
-        to its last passed window and finishes with ``content_filter``."""
+        """Checks each choice's whole text once it is complete; a blocked answer is returned empty
+        with ``content_filter``: only text that passed every check reaches the caller, and the
+        whole-answer check is the one that failed (its windows passing proves nothing about it)."""
         texts: dict[int, str] = {}
         tokens: dict[int, int] = {}
         reasons: dict[int, str | None] = {}
@@ -184,18 +185,13 @@ class ModerationStage:
             ))
             text, reason = texts[index], reasons[index]
             if verdict.blocked:
-                text, _ = await self._guarded(passed_prefix(self._window_check(check), text, check.policy.stream))
-                reason = "content_filter"
+                text, reason = "", "content_filter"
                 check.stopped.add(index)
                 metrics.record_block(verdict.rail or "unknown", "answer_cut", check.policy.name,
                                      check.principal.team.name)
             elif verdict.action == "masked":
                 text = verdict.text
             yield index, EngineOutput(text=text, num_tokens=tokens[index], finish_reason=reason)  # type: ignore[arg-type]
-
-    def _window_check(self, check: OutputCheck):
-        return window_check(self._client.check_output, check.policy.name, request_id=check.request_id,
-                            team=check.principal.team.name, context=check.context)
 
     @staticmethod
     async def _guarded(awaitable):

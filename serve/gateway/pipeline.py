@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from .. import metrics
 from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
 from ..engine.api import EngineClient, EngineOutput, EngineRequest
-from ..errors import ModelNotFoundError, NotFoundError, PermissionDeniedError, api_error
+from ..errors import InvalidRequestError, ModelNotFoundError, NotFoundError, PermissionDeniedError, api_error
 from ..protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingRequest, Usage
 from ..tenancy.auth import Authenticator
 from ..tenancy.keys import Principal
@@ -121,6 +121,8 @@ class Pipeline:
         started_at = time.monotonic()
         self._check_model(principal, request.model)
         policy = self._policy(principal)
+        # Every client-written message is moderated, whatever its role: attack text in a
+        # client-written assistant or system turn reaches the model just like a user turn.
         first = 0
         if policy is not None and policy.system_prompt:
             # The policy's guardrail prompt goes first; it is ours, so the input rails skip it.
@@ -147,6 +149,14 @@ class Pipeline:
         started_at = time.monotonic()
         self._check_model(principal, request.model)
         policy = self._policy(principal)
+        if policy is not None and policy.system_prompt:
+            # A raw prompt has no system turn to carry the policy's guardrail prompt: serving it
+            # would let a team skip that prompt, so such policies serve chat only.
+            raise InvalidRequestError(
+                message=f"Your team's moderation policy ({policy.name}) requires its system prompt, which raw "
+                        "completions cannot carry. Use /v1/chat/completions.",
+                param="prompt", code="unsupported_by_policy",
+            )
         request_id = new_request_id("cmpl")
         prompts = request.prompts()
         masked = await self._check_inputs(principal, policy, prompts, request_id, "prompt")
@@ -193,7 +203,7 @@ class Pipeline:
         # The quota is admitted on what is generated from: the moderated, tokenized request.
         admission = await self.tenancy.quotas.admit(principal.team, job.token_budget())
         policy_version = check.policy.version if check is not None else "none"
-        flight = await self._acquire(principal, job, shape.endpoint, use_cache, policy_version)
+        flight = await self._acquire(principal, job, shape.endpoint, request.stream, use_cache, policy_version)
         metrics.record_cache(flight.status, principal.team.name)
         headers = {**admission.headers, "x-cache": flight.status}
         if flight.entry is not None:
@@ -210,7 +220,7 @@ class Pipeline:
         results, usage = await collect(events, choices)
         return Reply(shape.whole(results, usage), headers)
 
-    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, use_cache: bool,
+    async def _acquire(self, principal: Principal, job: _Job, endpoint: str, stream: bool, use_cache: bool,
                        policy_version: str) -> Flight:
         cache = self.tenancy.cache
         if cache is None or not use_cache or not is_deterministic(job.sequences):
@@ -220,6 +230,7 @@ class Pipeline:
             model=self.model_fingerprint,
             policy_version=policy_version,
             endpoint=endpoint,
+            stream=stream,
             choices=job.sequences,
         )
         return await cache.acquire(key)

@@ -112,14 +112,12 @@ TextSpot = tuple[int, "int | None"]
 
 def client_text_spots(messages: list[ChatMessage], first: int = 0) -> list[TextSpot]:
     """The client-written texts the input rails check, from message ``first`` on: every message's
-    content but the assistant's (the model's own earlier answers), including ``tool`` results, and
-    the arguments of every assistant tool call (the client may have written or edited them)."""
+    content, whatever its role (``tool`` results included), and the arguments of every assistant
+    tool call (the client may have written or edited them)."""
     spots: list[TextSpot] = []
     for index in range(first, len(messages)):
-        message = messages[index]
-        if message.role != "assistant":
-            spots.append((index, None))
-        for number, _ in enumerate(message.tool_calls or []):
+        spots.append((index, None))
+        for number, _ in enumerate(messages[index].tool_calls or []):
             spots.append((index, number))
     return spots
 

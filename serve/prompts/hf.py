@@ -53,6 +53,10 @@ class HFPromptEncoder:
         """The tokenizer's encoding of a raw prompt (with its special tokens, e.g. BOS)."""
         return list(self._tokenizer(text, add_special_tokens=True)["input_ids"])
 
+    def tokenize(self, text: str) -> list[int]:
+        """The tokens of ``text`` alone."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``, special tokens left out."""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -81,6 +81,10 @@ class MistralPromptEncoder:
         """``<s>`` then the text as text (legacy completions' raw prompts)."""
         return list(self._raw.encode(text, bos=True, eos=False))
 
+    def tokenize(self, text: str) -> list[int]:
+        """The tokens of ``text`` alone."""
+        return list(self._raw.encode(text, bos=False, eos=False))
+
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``, control tokens left out."""
         return self._raw.decode(list(ids), special_token_policy=SpecialTokenPolicy.IGNORE)

@@ -47,11 +47,26 @@ async def test_user_text_cannot_forge_the_judges_turns(tiny_encoder):
     assert [i for i in ids if i in (2, 3, 4)] == [3, 4]  # one [INST], one [/INST], no </s>
 
 
-async def test_engine_errors_and_long_prompts_raise(tiny_encoder):
+async def test_engine_errors_and_untrimmable_prompts_raise(tiny_encoder):
     with pytest.raises(EngineLLMError, match="error"):
         await EngineLLM(FakeEngine(finish="error"), tiny_encoder, "m").generate_async("hi")
-    with pytest.raises(EngineLLMError, match="does not fit"):
+    with pytest.raises(EngineLLMError, match="cannot be trimmed"):
         await EngineLLM(FakeEngine(), tiny_encoder, "m", max_model_len=8).generate_async("hi " * 50, max_tokens=4)
+
+
+async def test_a_judge_prompt_longer_than_the_context_is_trimmed_in_the_middle(tiny_tokenizer, tiny_encoder):
+    engine = FakeEngine("safe")
+    head, tail = "Classify this message: BEGIN-MARK", "END-MARK. Answer with one word."
+    prompt = head + " filler words here" * 400 + tail
+    llm = EngineLLM(engine, tiny_encoder, "m", max_model_len=256)
+    response = await llm.generate_async(prompt, max_tokens=4)
+    ids = engine.requests[0].prompt_token_ids
+    assert len(ids) + 4 <= 256 and response.content == "safe"
+    sent = tiny_tokenizer.decode(ids)
+    assert "BEGIN-MARK" in sent and "END-MARK. Answer with one word." in sent and "text omitted" in sent
+    # A prompt that fits is sent as it is.
+    await llm.generate_async(head + tail, max_tokens=4)
+    assert "text omitted" not in tiny_tokenizer.decode(engine.requests[1].prompt_token_ids)
 
 
 @pytest.fixture
@@ -84,15 +99,16 @@ async def test_self_check_sees_masked_text_and_is_skipped_after_a_block(strict_m
     assert (await moderator.check_input("AKIAIOSFODNN7EXAMPLE")).rail == "secrets" and len(engine.requests) == 1
 
 
-async def test_model_rail_errors_fail_closed_on_input_and_open_on_output(strict_moderator, metrics):
+async def test_strict_model_rails_fail_closed_on_input_and_output(strict_moderator, metrics):
     moderator = strict_moderator(FakeEngine(fail=True))
     blocked = await moderator.check_input("hello")
     assert (blocked.action, blocked.rail, blocked.failed, blocked.failed_rails) == (
         "blocked", "self_check_input", True, ("self_check_input",))
-    passed = await moderator.check_output("Hello! How can I help?", context="hello")
-    assert (passed.action, passed.failed_rails) == ("allowed", ("self_check_output",))
+    answer = await moderator.check_output("Hello! How can I help?", context="hello")
+    assert (answer.action, answer.rail, answer.failed, answer.failed_rails) == (
+        "blocked", "self_check_output", True, ("self_check_output",))
     assert metrics.value("rail_errors", rail="self_check_input", action="blocked", policy="strict") == 1
-    assert metrics.value("rail_errors", rail="self_check_output", action="allowed", policy="strict") == 1
+    assert metrics.value("rail_errors", rail="self_check_output", action="blocked", policy="strict") == 1
 
 
 @pytest.mark.parametrize("failure", [EngineOverloaded(retry_after_s=2, status_hint=429), EngineUnavailable(),
@@ -128,7 +144,7 @@ async def test_model_rail_timeout_counts_as_an_error(strict_moderator, policies,
     )
     moderator = make_moderator(PolicySet({"strict": dataclasses.replace(strict, output_rails=specs)}, "strict"))
     verdict = await moderator.check_output("fine answer")
-    assert verdict.allowed and verdict.failed_rails == ("self_check_output",)
+    assert verdict.blocked and verdict.failed and verdict.failed_rails == ("self_check_output",)
 
 
 def test_model_policies_need_the_provider(policies, make_moderator):

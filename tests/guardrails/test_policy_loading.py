@@ -18,7 +18,7 @@ def test_packaged_policies_load(policies):
     assert [r.name for r in default.output_rails] == ["personal_data", "secrets", "code_injection", "denied_terms"]
     assert not default.needs_llm and strict.needs_llm
     assert [r.name for r in strict.input_rails][-1] == "self_check_input"
-    assert strict.rails("output")[-1].settings.on_error == "open"
+    assert strict.rails("output")[-1].settings.on_error == "closed"
     assert strict.rails("input")[-1].settings.on_error == "closed"
 
 

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from guardrails.policy_settings import StreamSettings
-from guardrails.stream import StreamGuard, passed_prefix
+from guardrails.stream import StreamGuard
 from guardrails.verdict import Finding, Verdict
 
 SETTINGS = [
@@ -126,16 +126,6 @@ async def test_unplaceable_rewrite_blocks_the_stream():
     guard = StreamGuard(rewriting, StreamSettings(window_chars=4, hold_chars=4, lookback_chars=0))
     _, _, verdict = await run_stream(guard, ["abcdefghijkl"])
     assert verdict is not None and verdict.blocked and verdict.rail == "self_check_output"
-
-
-async def test_passed_prefix_of_a_whole_output(offline):
-    settings = StreamSettings(window_chars=16, hold_chars=64, lookback_chars=128)
-    text = PROSE * 2 + "Contact john.smith@gmail.com. " + PROSE + "key AKIAIOSFODNN7EXAMPLE " + PROSE
-    prefix, verdict = await passed_prefix(lambda w: offline.check_output(w), text, settings)
-    assert verdict is not None and verdict.rail == "secrets"
-    assert "[EMAIL]" in prefix and "AKIA" not in prefix and prefix.startswith(PROSE)
-    clean, none = await passed_prefix(lambda w: offline.check_output(w), PROSE, settings)
-    assert (clean, none) == (PROSE, None)
 
 
 async def test_a_stream_is_audited_once(policies, make_moderator, caplog):

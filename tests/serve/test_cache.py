@@ -18,17 +18,19 @@ def choice(**sampling) -> EngineRequest:
     return EngineRequest("r", (1, 2, 3), SamplingParams(max_tokens=5, **sampling))
 
 
-def key(salt="s", **sampling) -> str:
-    return cache_key(salt=salt, model="m@1", policy_version="p1", endpoint="chat",
+def key(salt="s", stream=False, **sampling) -> str:
+    return cache_key(salt=salt, model="m@1", policy_version="p1", endpoint="chat", stream=stream,
                      choices=[choice(**(sampling or {"temperature": 0}))])
 
 
-def test_keys_separate_teams_params_and_policy():
+def test_keys_separate_teams_params_policy_and_delivery_mode():
     assert key() == key()
     assert key(salt="other") != key()
     assert key(temperature=0, stop=("x",)) != key()
-    assert cache_key(salt="s", model="m@1", policy_version="p2", endpoint="chat",
+    assert cache_key(salt="s", model="m@1", policy_version="p2", endpoint="chat", stream=False,
                      choices=[choice(temperature=0)]) != key()
+    # Streams are checked window by window, whole answers whole: never replayed across modes.
+    assert key(stream=True) != key()
 
 
 def test_only_deterministic_requests_are_cacheable():

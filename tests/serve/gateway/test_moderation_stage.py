@@ -90,11 +90,12 @@ async def test_a_stream_is_cut_before_a_blocked_window_and_the_rest_passes_whole
     assert "".join(o.text for o in passed) == "Hello there." and passed[-1].finish_reason == "stop"
 
 
-async def test_a_whole_answer_is_masked_or_cut_to_its_passed_prefix(stage):
+async def test_a_whole_answer_is_masked_or_returned_empty_when_blocked(stage):
     masked = [o async for _, o in stage.moderate_whole(outputs("write to a.b@gmail.com"), check_for(stage))]
     assert masked[0].text == "write to [EMAIL]" and masked[0].finish_reason == "stop"
     check = check_for(stage)
     clean = "Fine text. " * 30
     cut = [o async for _, o in stage.moderate_whole(outputs(clean, SECRET), check)]
-    assert SECRET not in cut[0].text and cut[0].text and cut[0].finish_reason == "content_filter"
+    # Its first windows would pass, but the whole answer failed: nothing unchecked is returned.
+    assert cut[0].text == "" and cut[0].finish_reason == "content_filter"
     assert cut[0].num_tokens == 2 and check.stopped == {0}

@@ -9,7 +9,7 @@ import pytest
 
 from serve.config import TenancyConfig
 from serve.engine.types import EngineOutput
-from serve.errors import ContentFilterError, InternalError, NotFoundError
+from serve.errors import ContentFilterError, InternalError, InvalidRequestError, NotFoundError
 from serve.gateway.adapter import EngineAdapter
 from serve.gateway.moderation_stage import ModerationStage
 from serve.gateway.pipeline import Pipeline, Tenancy
@@ -128,3 +128,32 @@ async def test_without_moderation_the_request_is_generated_as_sent(build, tiny_t
     assert EMAIL in tiny_tokenizer.decode(engine.requests[0].prompt_token_ids) and len(quotas.admitted) == 1
     with pytest.raises(NotFoundError):
         await pipeline.moderations(caller(), ["x"])
+
+
+@pytest.mark.parametrize("role", ["system", "developer", "assistant"])
+async def test_every_client_written_turn_is_moderated_whatever_its_role(build, tiny_tokenizer, role):
+    pipeline, engine, _ = build()
+    request = ChatCompletionRequest(model="m", max_tokens=4, messages=[
+        {"role": role, "content": "key AKIAIOSFODNN7EXAMPLE"}, {"role": "user", "content": "go on"}])
+    with pytest.raises(ContentFilterError):
+        await pipeline.chat(caller(), request, use_cache=False)
+    turns = [{"role": role, "content": f"write to {EMAIL}"}, {"role": "user", "content": "go on"}]
+    if role == "assistant":  # the chat template wants a user turn first
+        turns.insert(0, {"role": "user", "content": "hello"})
+    masked = ChatCompletionRequest(model="m", max_tokens=4, messages=turns)
+    await pipeline.chat(caller(), masked, use_cache=False)
+    assert engine.requests and EMAIL not in tiny_tokenizer.decode(engine.requests[0].prompt_token_ids)
+
+
+async def test_a_policy_with_a_system_prompt_refuses_raw_completions_before_any_work(build):
+    import dataclasses
+
+    pipeline, engine, quotas = build()
+    default = pipeline.moderation.policy(caller())
+    pipeline.moderation._policies["guarded"] = dataclasses.replace(default, name="guarded",
+                                                                    system_prompt="Always assist with care.")
+    with pytest.raises(InvalidRequestError) as raised:
+        await pipeline.completion(caller("guarded"), CompletionRequest(model="m", prompt="hi", max_tokens=2),
+                                  use_cache=False)
+    assert (raised.value.param, raised.value.code) == ("prompt", "unsupported_by_policy")
+    assert engine.requests == [] and quotas.admitted == []

@@ -77,7 +77,7 @@ def test_input_rails_see_tool_results_and_tool_call_arguments():
         ChatMessage(role="tool", tool_call_id="abcdefghi", content="result"),
     ]
     spots = client_text_spots(messages, first=1)
-    assert texts_at(messages, spots) == ["u", '{"to": "a@b.c"}', "result"]
-    masked = with_texts(messages, spots, ["u", '{"to": "[EMAIL]"}', "r"])
+    assert texts_at(messages, spots) == ["u", "", '{"to": "a@b.c"}', "result"]
+    masked = with_texts(messages, spots, ["u", "", '{"to": "[EMAIL]"}', "r"])
     assert masked[2].tool_calls[0].function.arguments == '{"to": "[EMAIL]"}' and masked[3].content == "r"
     assert messages[2].tool_calls[0].function.arguments == '{"to": "a@b.c"}'  # the request is not mutated
