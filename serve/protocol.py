@@ -23,6 +23,13 @@ __all__ = [  # the tool models are re-exported: callers import every OpenAI mode
 
 MAX_STOP_SEQUENCES = 4
 
+# OpenAI request fields this server does not implement: a request that sets one (to anything but
+# null/false) is refused with a 400 naming it, never served as if it had not been sent.
+UNSUPPORTED_FIELDS = (
+    "functions", "function_call", "audio", "modalities", "prediction", "web_search_options",
+    "reasoning_effort", "service_tier", "store", "metadata", "best_of",
+)
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -81,8 +88,26 @@ class SamplingRequest(_Request):
     seed: int | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
-    logprobs: bool | None = None
-    user: str | None = None
+    logprobs: bool | int | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    user: Annotated[str, Field(max_length=256)] | None = None
+    # Names of UNSUPPORTED_FIELDS the request set; the adapter refuses them (400, param = the name).
+    unsupported: list[str] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_unsupported(cls, data):
+        if isinstance(data, dict):
+            data = {**data, "unsupported": [k for k in UNSUPPORTED_FIELDS if data.get(k) not in (None, False)]}
+        return data
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_keys(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not all(key.isdigit() for key in value):
+            raise ValueError("`logit_bias` keys must be token ids")
+        return value
 
     @field_validator("stop")
     @classmethod

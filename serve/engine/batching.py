@@ -280,7 +280,7 @@ class BatchingEngine:
         if len(rows) != len(sequences):
             logits = logits.index_select(0, torch.tensor(rows, device=logits.device))
         # The logits-processing hook: constrained rows keep only the tokens their grammar allows.
-        logits = apply_masks(logits, [s.constraint for s in live])
+        logits = apply_masks(logits, [s.constraint for s in live], [s.request.sampling.logit_bias for s in live])
         tokens = sample_next_tokens(logits, [s.request.sampling for s in live], [s.generator for s in live])
         for sequence, token in zip(live, tokens):
             self._append(sequence, token)

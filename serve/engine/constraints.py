@@ -92,8 +92,16 @@ class JsonConstraint:
         return self._matcher.is_stopped()
 
 
-def apply_masks(logits: torch.Tensor, constraints: Sequence[JsonConstraint | None]) -> torch.Tensor:
-    """Masks each constrained row of ``[batch, vocab]`` logits (unconstrained rows: None)."""
+def apply_masks(logits: torch.Tensor, constraints: Sequence[JsonConstraint | None],
+                biases: Sequence[tuple[tuple[int, float], ...]] = ()) -> torch.Tensor:
+    """Adds each row's logit bias, then masks each constrained row of ``[batch, vocab]`` logits
+    (unconstrained rows: None). The mask comes last: a bias can never revive a banned token."""
+    biased = [i for i, b in enumerate(biases) if b]
+    if biased:
+        logits = logits.clone()
+        for i in biased:
+            ids = torch.tensor([t for t, _ in biases[i]], device=logits.device)
+            logits[i, ids] += torch.tensor([v for _, v in biases[i]], device=logits.device, dtype=logits.dtype)
     rows = [i for i, c in enumerate(constraints) if c is not None]
     if not rows:
         return logits

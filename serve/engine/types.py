@@ -25,6 +25,8 @@ class SamplingParams:
         ignore_eos: Keep generating past the end-of-sequence token (benchmarks only).
         json_schema: A JSON schema (as JSON text) the completion must match: constrained decoding
             (:mod:`serve.engine.constraints`) masks every token that would leave it.
+        logit_bias: ``(token id, bias)`` pairs added to the scores before sampling (OpenAI's
+            ``logit_bias``: -100 bans a token, 100 all but forces it).
         show_token_ids: Control tokens written into the text instead of being skipped (e.g.
             Mistral's ``[TOOL_CALLS]``, which tells a tool call from an answer).
     """
@@ -36,6 +38,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     json_schema: str | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
     show_token_ids: tuple[int, ...] = ()
 
 

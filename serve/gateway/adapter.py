@@ -144,6 +144,7 @@ class EngineAdapter:
                     # individually reproducible completions.
                     seed=None if request.seed is None else request.seed + index,
                     stop=tuple(request.stop_list()),
+                    logit_bias=tuple(sorted((int(k), float(v)) for k, v in (request.logit_bias or {}).items())),
                 ),
             )
             for index in range(request.n)
@@ -155,9 +156,15 @@ class EngineAdapter:
             raise InvalidRequestError(
                 message=f"`n` must be at most {self.max_choices}.", param="n", code="invalid_value"
             )
-        if request.logprobs:
+        for name in [*request.unsupported, *(n for n in ("logprobs", "top_logprobs") if getattr(request, n))]:
             raise InvalidRequestError(
-                message="`logprobs` is not supported.", param="logprobs", code="unsupported_parameter"
+                message=f"`{name}` is not supported by this server.", param=name, code="unsupported_parameter"
+            )
+        bias = request.logit_bias or {}
+        if any(int(token) >= self.encoder.vocab_size for token in bias):
+            raise InvalidRequestError(
+                message=f"`logit_bias` token ids must be below {self.encoder.vocab_size}.", param="logit_bias",
+                code="invalid_value",
             )
         for name in ("presence_penalty", "frequency_penalty"):
             if getattr(request, name):

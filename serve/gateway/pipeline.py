@@ -31,7 +31,9 @@ from ..tenancy.usage import UsageRecorder
 from .adapter import EngineAdapter, PreparedRequest, new_request_id
 from .moderation_stage import ModerationStage, OutputCheck
 from .prompting import client_text_spots, texts_at, with_texts
-from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
+from .responses import (
+    ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed, system_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class Pipeline:
         self.engine = engine
         self.served_model = served_model
         self.model_fingerprint = model_fingerprint
+        self.system_fingerprint = system_fingerprint(model_fingerprint)
         self.tenancy = tenancy
         self.moderation = moderation
         self._background: set[asyncio.Task] = set()
@@ -141,7 +144,7 @@ class Pipeline:
         prepared = self.adapter.chat(request, request_id)  # the one tokenization
         job = _Job.of([prepared], started_at)
         check = self._output_check(principal, policy, job, context)
-        shape = ChatShape(request_id, self.served_model, prepared.tool_mode)
+        shape = ChatShape(request_id, self.served_model, prepared.tool_mode, self.system_fingerprint)
         return await self._serve(principal, request, job, shape, use_cache, check)
 
     async def completion(self, principal: Principal, request: CompletionRequest, use_cache: bool) -> Reply:
@@ -164,7 +167,7 @@ class Pipeline:
             request = request.model_copy(update={"prompt": masked})
         job = _Job.of(self.adapter.completion(request, request_id), started_at)  # the one tokenization
         check = self._output_check(principal, policy, job, masked[-1])
-        shape = CompletionShape(request_id, self.served_model)
+        shape = CompletionShape(request_id, self.served_model, self.system_fingerprint)
         return await self._serve(principal, request, job, shape, use_cache, check)
 
     async def moderations(self, principal: Principal, texts: list[str]) -> BaseModel:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
+from importlib import metadata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -44,6 +46,17 @@ class ChoiceResult:
     finish_reason: str | None = None
 
 
+def system_fingerprint(model_fingerprint: str) -> str:
+    """OpenAI's ``system_fingerprint``: changes when the model (id and revision) or the engine
+    (this package's version) changes, so clients can tell when answers may differ."""
+    try:
+        version = metadata.version("mistral-serve")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    digest = hashlib.sha256(f"{model_fingerprint}|{version}".encode()).hexdigest()[:10]
+    return f"fp_{digest}"
+
+
 def sse(payload: dict) -> str:
     """One server-sent event carrying a JSON payload."""
     return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"
@@ -61,8 +74,9 @@ class _Shape:
 
     endpoint = ""
 
-    def __init__(self, request_id: str, model: str) -> None:
+    def __init__(self, request_id: str, model: str, fingerprint: str | None = None) -> None:
         self.request_id, self.model, self.created = request_id, model, int(time.time())
+        self.fingerprint = fingerprint
 
     def _chunk_model(self, choices: list, usage: Usage | None) -> BaseModel:
         raise NotImplementedError
@@ -107,8 +121,9 @@ class ChatShape(_Shape):
 
     endpoint = "chat"
 
-    def __init__(self, request_id: str, model: str, tool_mode: ToolMode = "none") -> None:
-        super().__init__(request_id, model)
+    def __init__(self, request_id: str, model: str, tool_mode: ToolMode = "none",
+                 fingerprint: str | None = None) -> None:
+        super().__init__(request_id, model, fingerprint)
         self.tool_mode = tool_mode
         self._held: dict[int, str] = {}  # choice -> text held back while it may be tool calls
         self._plain: set[int] = set()  # choices known to be plain text
@@ -117,6 +132,7 @@ class ChatShape(_Shape):
         """The non-streamed response."""
         return ChatCompletion(
             id=self.request_id, created=self.created, model=self.model, usage=usage,
+            system_fingerprint=self.fingerprint,
             choices=[self._choice(i, c) for i, c in enumerate(choices)],
         )
 
@@ -130,7 +146,7 @@ class ChatShape(_Shape):
 
     def _chunk_model(self, choices: list, usage: Usage | None) -> ChatCompletionChunk:
         return ChatCompletionChunk(id=self.request_id, created=self.created, model=self.model, choices=choices,
-                                   usage=usage)
+                                   usage=usage, system_fingerprint=self.fingerprint)
 
     def _opening(self, choices: int) -> list[list]:
         return [[ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content=""))] for i in range(choices)]
@@ -177,6 +193,7 @@ class CompletionShape(_Shape):
         """The non-streamed response."""
         return Completion(
             id=self.request_id, created=self.created, model=self.model, usage=usage,
+            system_fingerprint=self.fingerprint,
             choices=[
                 CompletionChoice(index=i, text=c.text, finish_reason=client_finish_reason(c.finish_reason))
                 for i, c in enumerate(choices)
@@ -184,7 +201,8 @@ class CompletionShape(_Shape):
         )
 
     def _chunk_model(self, choices: list, usage: Usage | None) -> Completion:
-        return Completion(id=self.request_id, created=self.created, model=self.model, choices=choices, usage=usage)
+        return Completion(id=self.request_id, created=self.created, model=self.model, choices=choices, usage=usage,
+                          system_fingerprint=self.fingerprint)
 
     def _increment(self, index: int, output: EngineOutput) -> list[list]:
         reason = None if output.finish_reason is None else client_finish_reason(output.finish_reason)

@@ -56,7 +56,8 @@ def test_context_overflow_is_refused(adapter):
 
 
 @pytest.mark.parametrize(
-    "fields", [{"n": 5}, {"logprobs": True}, {"frequency_penalty": 0.5},
+    "fields", [{"n": 5}, {"logprobs": True}, {"top_logprobs": 2}, {"frequency_penalty": 0.5},
+               {"functions": [{"name": "f"}]}, {"audio": {"voice": "x"}}, {"logit_bias": {"40000": 5}},
                {"messages": [{"role": "assistant", "content": "x"}]},
                {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
                              {"role": "tool", "content": "r", "tool_call_id": "abcdefghi"}]}],
@@ -70,3 +71,35 @@ def test_completion_prompts_become_choices(adapter, tiny_tokenizer):
     prepared = adapter.completion(CompletionRequest(model="m", prompt=["one", "two"], n=2, max_tokens=3))
     assert len(prepared) == 2 and all(len(p.choices) == 2 for p in prepared)
     assert prepared[0].choices[0].prompt_token_ids[0] == tiny_tokenizer.bos_token_id
+
+
+def test_unsupported_fields_are_named_in_the_400(adapter):
+    with pytest.raises(InvalidRequestError) as caught:
+        adapter.chat(chat(prediction={"type": "content", "content": "x"}))
+    assert caught.value.param == "prediction" and caught.value.code == "unsupported_parameter"
+    adapter.chat(chat(store=False, metadata=None, max_tokens=1))  # unset / false: nothing to refuse
+
+
+def test_logit_bias_and_response_format_reach_the_engine(adapter):
+    sampling = adapter.chat(chat(logit_bias={"42": -100, "7": 3.5}, max_tokens=2,
+                                 response_format={"type": "json_object"})).choices[0].sampling
+    assert sampling.logit_bias == ((7, 3.5), (42, -100.0))
+    assert sampling.json_schema == '{"type":"object"}'
+
+
+def test_tools_choose_the_tool_mode_and_forced_schema(adapter):
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    auto = adapter.chat(chat(tools=tools, max_tokens=2))
+    assert auto.tool_mode == "auto" and auto.choices[0].sampling.show_token_ids == (5,)
+    forced = adapter.chat(chat(tools=tools, tool_choice="required", parallel_tool_calls=False, max_tokens=2))
+    assert forced.tool_mode == "forced" and forced.choices[0].prompt_token_ids[-1] == 5  # ends with [TOOL_CALLS]
+    assert '"maxItems":1' in forced.choices[0].sampling.json_schema
+    none = adapter.chat(chat(tools=tools, tool_choice="none", max_tokens=2))
+    assert none.tool_mode == "none" and 6 not in none.choices[0].prompt_token_ids  # no [AVAILABLE_TOOLS]
+
+
+def test_a_schema_that_cannot_be_enforced_is_a_400(adapter):
+    with pytest.raises(InvalidRequestError) as caught:
+        adapter.chat(chat(response_format={"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}}}))
+    assert caught.value.param == "response_format"
