@@ -8,7 +8,6 @@ request which cannot be served is refused before it reaches a GPU.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -17,6 +16,7 @@ from ..engine.constraints import ConstraintError, json_grammar
 from ..engine.types import EngineRequest, SamplingParams
 from ..errors import ContextLengthExceededError, InvalidRequestError
 from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
+from .request_ids import new_api_id
 from .prompting import message_dicts, output_schema, schema_text, tool_dicts
 
 # OpenAI's defaults for temperature and top_p.
@@ -25,8 +25,9 @@ DEFAULT_TOP_P = 1.0
 
 
 def new_request_id(prefix: str) -> str:
-    """A new API response id (``chatcmpl-...``, ``cmpl-...``, ``modr-...``)."""
-    return f"{prefix}-{uuid.uuid4().hex}"
+    """A new API response id (``chatcmpl-...``, ``cmpl-...``, ``modr-...``) on the platform's
+    request id (Ray Serve's ``X-Request-Id``, see :mod:`serve.gateway.request_ids`)."""
+    return new_api_id(prefix)
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,30 @@ def test_json_schema_outputs_validate(client, served, seed):
 def test_tool_choice_naming_an_unknown_function_is_a_400(client, served):
     with pytest.raises(openai.BadRequestError):
         create(client, served, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "nope"}})
+
+
+def test_the_request_id_is_the_platforms_id(client, served):
+    raw = client.chat.completions.with_raw_response.create(
+        model=served.model, messages=ASK, max_tokens=2, extra_headers={"X-Request-Id": "trace-e2e-42"})
+    assert raw.headers["x-request-id"] == "trace-e2e-42"  # Ray's proxy accepted and echoed it
+    assert raw.parse().id == "chatcmpl-trace-e2e-42"
+    made = client.chat.completions.with_raw_response.create(model=served.model, messages=ASK, max_tokens=2)
+    assert made.parse().id == f"chatcmpl-{made.headers['x-request-id']}"  # the id Ray's proxy made
+
+
+def test_model_retrieval_fingerprint_and_logit_bias(client, served):
+    assert client.models.retrieve(served.model).id == served.model
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+    v3 = MistralTokenizer.v3().instruct_tokenizer.tokenizer
+    token = v3.encode("banana", bos=False, eos=False)[0]
+    response = create(client, served, max_tokens=4, temperature=0, logit_bias={str(token): 100})
+    assert response.system_fingerprint and response.system_fingerprint.startswith("fp_")
+    piece = v3.decode([token]).strip()  # "ban"
+    assert response.usage.completion_tokens == 4 and response.choices[0].message.content.count(piece) == 4
+
+
+def test_unsupported_parameters_are_refused_by_name(client, served):
+    with pytest.raises(openai.BadRequestError) as caught:
+        create(client, served, max_tokens=2, logprobs=True, top_logprobs=2)
+    assert caught.value.body["param"] == "logprobs"

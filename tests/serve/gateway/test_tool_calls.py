@@ -81,3 +81,11 @@ def test_input_rails_see_tool_results_and_tool_call_arguments():
     masked = with_texts(messages, spots, ["u", "", '{"to": "[EMAIL]"}', "r"])
     assert masked[2].tool_calls[0].function.arguments == '{"to": "[EMAIL]"}' and masked[3].content == "r"
     assert messages[2].tool_calls[0].function.arguments == '{"to": "a@b.c"}'  # the request is not mutated
+
+
+def test_api_ids_carry_the_platform_request_id():
+    from serve.gateway.request_ids import new_api_id, platform_request_id
+
+    made = new_api_id("chatcmpl")  # outside a Ray replica: a fresh id
+    assert made.startswith("chatcmpl-") and platform_request_id(made) == made.removeprefix("chatcmpl-")
+    assert platform_request_id("cmpl-trace-1") == "trace-1"
