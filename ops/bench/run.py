@@ -33,7 +33,7 @@ from pathlib import Path
 
 from serve.netutil import free_port
 
-from . import engine_compare, load, tenancy
+from . import constrained, engine_compare, load, tenancy
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "results"
 _API_KEY = re.compile(r"OPENAI_API_KEY=(\S+)")
@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_engine:
         print(f"engine comparison: {args.concurrency} requests x {args.tokens} tokens ...", flush=True)
         results["engine_compare"] = engine_compare.compare(tokens=args.tokens, concurrency=args.concurrency)
+        print(f"constrained decoding overhead: {args.concurrency} sequences x 64 tokens ...", flush=True)
+        results["constrained"] = constrained.compare(tokens=64, concurrency=args.concurrency)
     if not args.skip_load:
         log_path = args.out_dir / "service.log"
         print(f"starting mistral-serve (log: {log_path}) ...", flush=True)
@@ -377,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot(results, png_path)
     print_summary(results)
+    if results.get("constrained"):
+        print(constrained.format_report(results["constrained"]))
     if results.get("tenancy"):
         tenancy.print_report(results["tenancy"]["cache"], results["tenancy"]["overhead"])
     print(f"wrote {json_path} and {png_path}")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import llguidance
 import llguidance.hf
+import numpy as np
 import torch
 
 # Whitespace between JSON tokens is bounded: unbounded whitespace would let a weak model spend its
@@ -69,15 +70,14 @@ class JsonConstraint:
         if self._matcher.is_error():
             raise ConstraintError(self._matcher.get_error())
         self._vocab_size = vocab_size
-        self._bits = torch.arange(32, dtype=torch.int32)
+
+    def bitmask(self) -> bytes:
+        """The allowed-token bitmask (bit ``t % 8`` of byte ``t // 8`` is token ``t``)."""
+        return self._matcher.compute_bitmask()
 
     def allowed(self) -> torch.Tensor:
         """A ``[vocab_size]`` bool tensor of the tokens allowed next."""
-        words = torch.frombuffer(bytearray(self._matcher.compute_bitmask()), dtype=torch.int32)
-        allowed = ((words[:, None] >> self._bits) & 1).bool().flatten()
-        if allowed.numel() >= self._vocab_size:
-            return allowed[: self._vocab_size]
-        return torch.cat([allowed, allowed.new_zeros(self._vocab_size - allowed.numel())])
+        return _unpack([self.bitmask()], self._vocab_size)[0]
 
     def mask(self, logits_row: torch.Tensor) -> None:
         """Sets the scores of disallowed tokens to -inf, in place."""
@@ -105,8 +105,28 @@ def apply_masks(logits: torch.Tensor, constraints: Sequence[JsonConstraint | Non
     rows = [i for i, c in enumerate(constraints) if c is not None]
     if not rows:
         return logits
-    allowed = torch.stack([constraints[i].allowed() for i in rows]).to(logits.device)  # type: ignore[union-attr]
+    allowed = batch_allowed([constraints[i] for i in rows], logits.shape[-1]).to(logits.device)  # type: ignore[misc]
     index = torch.tensor(rows, device=logits.device)
     logits = logits.clone()
     logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
     return logits
+
+
+def batch_allowed(constraints: Sequence[JsonConstraint], vocab_size: int) -> torch.Tensor:
+    """``[rows, vocab_size]`` allowed tokens of several sequences.
+
+    NOTE: computed one matcher after the other. llguidance's parallel executor was 30x slower on a
+    busy 2-core machine (its pool sizes itself on the host's CPUs); revisit on GPU hosts.
+    """
+    return _unpack([c.bitmask() for c in constraints], vocab_size)
+
+
+def _unpack(bitmask: np.ndarray | list[bytes], vocab_size: int) -> torch.Tensor:
+    """``[rows, vocab_size]`` bools from llguidance bitmasks (tokens past the mask: disallowed)."""
+    if isinstance(bitmask, list):
+        bitmask = np.frombuffer(b"".join(bitmask), dtype=np.uint8).reshape(len(bitmask), -1)
+    # numpy's unpackbits costs microseconds for a batch; per-row torch bit ops cost milliseconds.
+    bits = np.unpackbits(bitmask, axis=1, bitorder="little").astype(bool)
+    if bits.shape[1] < vocab_size:
+        bits = np.pad(bits, ((0, 0), (0, vocab_size - bits.shape[1])))
+    return torch.from_numpy(bits[:, :vocab_size].copy())

@@ -43,3 +43,13 @@ def test_percentile_interpolates():
     assert load.percentile([], 50) is None
     assert load.percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert load.percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+
+
+def test_constrained_bench_pairs_free_and_constrained_runs(tiny_model_dir):
+    from ops.bench import constrained
+
+    result = constrained.compare(tokens=4, concurrency=2, rounds=1, model_dir=str(tiny_model_dir))
+    pair = result["pairs"][0]
+    # The open schema keeps every constrained sequence going: both runs make the same tokens.
+    assert pair["free_tokens"] == pair["constrained_tokens"] == 8
+    assert pair["free"] > 0 and pair["constrained"] > 0 and "median ratio" in constrained.format_report(result)
