@@ -54,14 +54,16 @@ class _Job:
     prompt_tokens: int
     sequences: tuple[EngineRequest, ...]
     started_at: float = field(default_factory=time.monotonic)
+    user: str | None = None  # OpenAI's end-user id, counted in usage
 
     @classmethod
-    def of(cls, prepared: Sequence[PreparedRequest], started_at: float) -> _Job:
+    def of(cls, prepared: Sequence[PreparedRequest], started_at: float, user: str | None = None) -> _Job:
         return cls(
             request_id=prepared[0].request_id,
             prompt_tokens=sum(p.prompt_tokens for p in prepared),
             sequences=tuple(choice for p in prepared for choice in p.choices),
             started_at=started_at,
+            user=user,
         )
 
     def token_budget(self) -> int:
@@ -142,7 +144,7 @@ class Pipeline:
         if masked != texts:
             request = request.model_copy(update={"messages": with_texts(request.messages, spots, masked)})
         prepared = self.adapter.chat(request, request_id)  # the one tokenization
-        job = _Job.of([prepared], started_at)
+        job = _Job.of([prepared], started_at, request.user)
         check = self._output_check(principal, policy, job, context)
         shape = ChatShape(request_id, self.served_model, prepared.tool_mode, self.system_fingerprint)
         return await self._serve(principal, request, job, shape, use_cache, check)
@@ -165,7 +167,7 @@ class Pipeline:
         masked = await self._check_inputs(principal, policy, prompts, request_id, "prompt")
         if masked != prompts:
             request = request.model_copy(update={"prompt": masked})
-        job = _Job.of(self.adapter.completion(request, request_id), started_at)  # the one tokenization
+        job = _Job.of(self.adapter.completion(request, request_id), started_at, request.user)  # the one tokenization
         check = self._output_check(principal, policy, job, masked[-1])
         shape = CompletionShape(request_id, self.served_model, self.system_fingerprint)
         return await self._serve(principal, request, job, shape, use_cache, check)
@@ -294,7 +296,7 @@ class Pipeline:
         await flight.finish(None if cached else answer)
         # A cache hit used no GPU: all its reserved tokens go back to the team.
         await self.tenancy.quotas.settle(admission, 0 if cached else job.prompt_tokens + completion_tokens)
-        await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached)
+        await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached, job.user)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         # Runs to completion even when the request's own task is cancelled by a disconnect.

@@ -53,15 +53,23 @@ class UsageRecorder:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
 
-    async def record(self, principal: Principal, prompt_tokens: int, completion_tokens: int, cached: bool) -> bool:
-        """Adds one request's usage; returns False (and logs) when Redis is unreachable."""
+    async def record(self, principal: Principal, prompt_tokens: int, completion_tokens: int, cached: bool,
+                     user: str | None = None) -> bool:
+        """Adds one request's usage; returns False (and logs) when Redis is unreachable.
+
+        ``user`` (OpenAI's end-user id, as the client sent it) is also counted under its team:
+        ``ms:usage:user:<team>:<user>:<day>``.
+        """
         day = _today().isoformat()
         increments = {"requests": 1, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "cached_requests": int(cached)}
 
         async def write(client: aioredis.Redis) -> None:
             async with client.pipeline(transaction=False) as pipe:
-                for key in (f"ms:usage:team:{principal.team.name}:{day}", f"ms:usage:key:{principal.key_id}:{day}"):
+                keys = [f"ms:usage:team:{principal.team.name}:{day}", f"ms:usage:key:{principal.key_id}:{day}"]
+                if user:
+                    keys.append(f"ms:usage:user:{principal.team.name}:{user}:{day}")
+                for key in keys:
                     for name, value in increments.items():
                         pipe.hincrby(key, name, value)
                     pipe.expire(key, _RETENTION_S)

@@ -67,3 +67,16 @@ async def test_usage_is_counted_per_team_and_key(gate):
     assert (await usage_report(gate.client, ["usage-team"], since=week_ago))[0].requests == 2
     with pytest.raises(ValueError):
         await usage_report(gate.client, ["usage-team"], since=week_ago + dt.timedelta(days=30))
+
+
+async def test_usage_is_also_counted_per_end_user(gate):
+    store = KeyStore(gate.client)
+    key, _ = await store.create("user-team")
+    principal = await store.lookup(key)
+    recorder = UsageRecorder(gate)
+    await recorder.record(principal, 7, 3, cached=False, user="end-user-1")
+    await recorder.record(principal, 1, 1, cached=False)  # no user: team and key only
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    counts = await gate.client.hgetall(f"ms:usage:user:user-team:end-user-1:{day}")
+    assert {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in counts.items()} == {
+        "requests": 1, "prompt_tokens": 7, "completion_tokens": 3, "cached_requests": 0}
