@@ -22,7 +22,7 @@ import torch
 from transformers import DynamicCache
 
 from . import kv
-from .constraints import JsonConstraint, apply_masks
+from .constraints import JsonConstraint, Penalties, apply_masks
 from .sampling import make_generator, sample_next_tokens
 from .telemetry import EngineTelemetry
 from .text import IncrementalDetokenizer, StopStringFilter
@@ -43,6 +43,7 @@ class _Sequence:
     stop_filter: StopStringFilter
     generator: torch.Generator | None
     constraint: JsonConstraint | None = None  # constrained decoding (SamplingParams.json_schema)
+    penalties: Penalties | None = None  # presence/frequency penalties
     cached: int = 0  # tokens whose keys/values are in the cache
     generated: int = 0
     last_token: int = -1
@@ -156,6 +157,8 @@ class BatchingEngine:
             constraint=None if request.sampling.json_schema is None else JsonConstraint(
                 self.tokenizer, request.sampling.json_schema, self.model.config.vocab_size
             ),
+            penalties=Penalties(request.sampling.presence_penalty, request.sampling.frequency_penalty)
+            if request.sampling.presence_penalty or request.sampling.frequency_penalty else None,
             submitted_at=time.monotonic(),
         )
         with self._lock:
@@ -280,7 +283,8 @@ class BatchingEngine:
         if len(rows) != len(sequences):
             logits = logits.index_select(0, torch.tensor(rows, device=logits.device))
         # The logits-processing hook: constrained rows keep only the tokens their grammar allows.
-        logits = apply_masks(logits, [s.constraint for s in live], [s.request.sampling.logit_bias for s in live])
+        logits = apply_masks(logits, [s.constraint for s in live], [s.request.sampling.logit_bias for s in live],
+                             [s.penalties for s in live])
         tokens = sample_next_tokens(logits, [s.request.sampling for s in live], [s.generator for s in live])
         for sequence, token in zip(live, tokens):
             self._append(sequence, token)
@@ -291,6 +295,8 @@ class BatchingEngine:
         sequence.generated += 1
         if sequence.constraint is not None:
             sequence.constraint.accept(token)
+        if sequence.penalties is not None:
+            sequence.penalties.accept(token)
         if self.telemetry is not None:
             now = time.monotonic()
             first = sequence.generated == 1

@@ -92,13 +92,39 @@ class JsonConstraint:
         return self._matcher.is_stopped()
 
 
+class Penalties:
+    """OpenAI's presence and frequency penalties of one sequence, over its generated tokens:
+    ``logit[t] -= presence * (count[t] > 0) + frequency * count[t]``."""
+
+    def __init__(self, presence: float, frequency: float) -> None:
+        self.presence, self.frequency = presence, frequency
+        self._counts: dict[int, int] = {}
+
+    def accept(self, token: int) -> None:
+        """Counts a generated token."""
+        self._counts[token] = self._counts.get(token, 0) + 1
+
+    def apply(self, logits_row: torch.Tensor) -> None:
+        """Subtracts the penalties in place (only the tokens generated so far are touched)."""
+        if not self._counts:
+            return
+        ids = torch.tensor(list(self._counts), device=logits_row.device)
+        counts = torch.tensor(list(self._counts.values()), device=logits_row.device, dtype=logits_row.dtype)
+        logits_row[ids] -= self.presence + self.frequency * counts
+
+
 def apply_masks(logits: torch.Tensor, constraints: Sequence[JsonConstraint | None],
-                biases: Sequence[tuple[tuple[int, float], ...]] = ()) -> torch.Tensor:
-    """Adds each row's logit bias, then masks each constrained row of ``[batch, vocab]`` logits
-    (unconstrained rows: None). The mask comes last: a bias can never revive a banned token."""
+                biases: Sequence[tuple[tuple[int, float], ...]] = (),
+                penalties: Sequence[Penalties | None] = ()) -> torch.Tensor:
+    """Applies each row's penalties and logit bias, then masks each constrained row of
+    ``[batch, vocab]`` logits (unconstrained rows: None). The mask comes last: neither a bias nor a
+    penalty can revive a token the grammar bans."""
     biased = [i for i, b in enumerate(biases) if b]
-    if biased:
+    penalised = [i for i, p in enumerate(penalties) if p is not None]
+    if biased or penalised:
         logits = logits.clone()
+        for i in penalised:
+            penalties[i].apply(logits[i])  # type: ignore[union-attr]
         for i in biased:
             ids = torch.tensor([t for t, _ in biases[i]], device=logits.device)
             logits[i, ids] += torch.tensor([v for _, v in biases[i]], device=logits.device, dtype=logits.dtype)

@@ -27,6 +27,8 @@ class SamplingParams:
             (:mod:`serve.engine.constraints`) masks every token that would leave it.
         logit_bias: ``(token id, bias)`` pairs added to the scores before sampling (OpenAI's
             ``logit_bias``: -100 bans a token, 100 all but forces it).
+        presence_penalty: OpenAI's, over the generated tokens (0 disables it).
+        frequency_penalty: OpenAI's, over the generated tokens (0 disables it).
         show_token_ids: Control tokens written into the text instead of being skipped (e.g.
             Mistral's ``[TOOL_CALLS]``, which tells a tool call from an answer).
     """
@@ -39,6 +41,8 @@ class SamplingParams:
     ignore_eos: bool = False
     json_schema: str | None = None
     logit_bias: tuple[tuple[int, float], ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
     show_token_ids: tuple[int, ...] = ()
 
 

@@ -146,6 +146,8 @@ class EngineAdapter:
                     seed=None if request.seed is None else request.seed + index,
                     stop=tuple(request.stop_list()),
                     logit_bias=tuple(sorted((int(k), float(v)) for k, v in (request.logit_bias or {}).items())),
+                    presence_penalty=request.presence_penalty or 0.0,
+                    frequency_penalty=request.frequency_penalty or 0.0,
                 ),
             )
             for index in range(request.n)
@@ -167,10 +169,4 @@ class EngineAdapter:
                 message=f"`logit_bias` token ids must be below {self.encoder.vocab_size}.", param="logit_bias",
                 code="invalid_value",
             )
-        for name in ("presence_penalty", "frequency_penalty"):
-            if getattr(request, name):
-                raise InvalidRequestError(
-                    message=f"`{name}` is not supported; omit it or send 0.", param=name,
-                    code="unsupported_parameter",
-                )
 

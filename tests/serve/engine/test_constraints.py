@@ -82,3 +82,20 @@ def test_masks_leave_only_allowed_tokens(tiny_tokenizer):
 def test_bad_schemas_are_refused():
     with pytest.raises(ConstraintError):
         json_grammar("{not json")
+
+
+def test_penalties_follow_openai_and_never_revive_a_banned_token(tiny_tokenizer):
+    from serve.engine.constraints import Penalties
+
+    penalties = Penalties(presence=0.5, frequency=0.25)
+    for token in (7, 7, 9):
+        penalties.accept(token)
+    logits = apply_masks(torch.zeros(1, 16), [None], [((9, 1.0),)], [penalties])
+    assert logits[0, 7].item() == -(0.5 + 0.25 * 2) and logits[0, 9].item() == 1.0 - 0.75
+    assert logits[0, 3].item() == 0.0  # never generated: untouched
+
+
+async def test_penalised_sequences_run_in_the_batch(engine):
+    sampling = SamplingParams(max_tokens=6, temperature=0, ignore_eos=True, presence_penalty=2.0, frequency_penalty=2.0)
+    outputs = [o async for o in engine.generate(EngineRequest("p", (1, 3, 1032, 4), sampling))]
+    assert sum(o.num_tokens for o in outputs) == 6 and outputs[-1].finish_reason == "length"

@@ -56,7 +56,7 @@ def test_context_overflow_is_refused(adapter):
 
 
 @pytest.mark.parametrize(
-    "fields", [{"n": 5}, {"logprobs": True}, {"top_logprobs": 2}, {"frequency_penalty": 0.5},
+    "fields", [{"n": 5}, {"logprobs": True}, {"top_logprobs": 2},
                {"functions": [{"name": "f"}]}, {"audio": {"voice": "x"}}, {"logit_bias": {"40000": 5}},
                {"messages": [{"role": "assistant", "content": "x"}]},
                {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
