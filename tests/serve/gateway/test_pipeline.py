@@ -157,3 +157,16 @@ async def test_a_policy_with_a_system_prompt_refuses_raw_completions_before_any_
                                   use_cache=False)
     assert (raised.value.param, raised.value.code) == ("prompt", "unsupported_by_policy")
     assert engine.requests == [] and quotas.admitted == []
+
+
+async def test_tool_results_and_tool_call_arguments_are_moderated_before_tokenization(build, tiny_tokenizer):
+    pipeline, engine, _ = build()
+    request = ChatCompletionRequest(model="m", max_tokens=4, messages=[
+        {"role": "user", "content": "send it"},
+        {"role": "assistant", "tool_calls": [{"id": "abcdefghi", "type": "function",
+                                              "function": {"name": "send", "arguments": f'{{"to": "{EMAIL}"}}'}}]},
+        {"role": "tool", "tool_call_id": "abcdefghi", "content": f"sent to {EMAIL}"},
+    ], tools=[{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}])
+    await pipeline.chat(caller(), request, use_cache=False)
+    prompt = tiny_tokenizer.decode(engine.requests[0].prompt_token_ids)
+    assert EMAIL not in prompt and prompt.count("[EMAIL]") == 2
