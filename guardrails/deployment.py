@@ -49,6 +49,8 @@ class ModerationDeployment:
         max_model_len: Context limit of the engine; longer self-check prompts fail the rail.
         metrics: Creates the metrics this replica records into (the platform's Ray metrics; default:
             in memory).
+        setup_logging: Called first, in the replica (the platform sends this package's logs to
+            Ray Serve's structured log handlers).
 
     Raises:
         PolicyError: a policy is invalid, or uses model rails without an engine to call.
@@ -62,7 +64,10 @@ class ModerationDeployment:
         tokenizer: Callable[[], Any] | None = None,
         max_model_len: int | None = None,
         metrics: Callable[[], ModerationMetrics] | None = None,
+        setup_logging: Callable[[], Any] | None = None,
     ) -> None:
+        if setup_logging is not None:
+            setup_logging()
         policies = load_policies(config.policies_dir, config.default_policy)
         model_policies = [p.name for p in policies if p.needs_llm]
         if model_policies:

@@ -8,7 +8,7 @@ memory, for tests, benchmarks and in-process tools that have no metrics exporter
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -47,7 +47,7 @@ class ModerationMetrics(Protocol):
 
 
 class _Counted:
-    def __init__(self, totals: Counter, counts: Counter, key: tuple) -> None:
+    def __init__(self, totals: defaultdict[tuple, float], counts: Counter, key: tuple) -> None:
         self._totals, self._counts, self._key = totals, counts, key
 
     def inc(self, amount: float = 1.0) -> None:
@@ -71,8 +71,15 @@ class _CountedMetric:
 class CountingMetrics:
     """:class:`ModerationMetrics` in memory: sums and sample counts per labelled series."""
 
+    # Set in __init__, one per name of LABELS.
+    rail_actions: LabelledMetric
+    verdicts: LabelledMetric
+    rail_errors: LabelledMetric
+    rail_seconds: LabelledMetric
+    check_seconds: LabelledMetric
+
     def __init__(self) -> None:
-        self.totals: Counter = Counter()
+        self.totals: defaultdict[tuple, float] = defaultdict(float)
         self.counts: Counter = Counter()
         for name in LABELS:
             setattr(self, name, _CountedMetric(name, self))

@@ -29,7 +29,7 @@ from .policy import Policy, PolicyError, PolicyInfo, PolicySet, RailSpec
 from .provider import EngineLLMError
 from .rails.base import apply_masks
 from .stream import StreamGuard, stream_guard
-from .verdict import Direction, Finding, Verdict
+from .verdict import Action, Direction, Finding, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def nemo_llms(policy: Policy) -> dict[str, Any]:
                 kwargs=dict(model.parameters or {}),
                 mode=model.mode,
             )
-        except Exception as exc:  # NeMo raises ValueError/ModelInitializationError/ImportError
+        except Exception as exc:  # noqa: BLE001 - NeMo raises ValueError/ModelInitializationError/ImportError
             raise PolicyError(
                 f"policy {policy.name!r}: cannot create its {model.type!r} model with engine {model.engine!r} ({exc}); "
                 "model rails call the served Mistral through the provider that "
@@ -92,7 +92,7 @@ class Moderator:
             models = make_llms(policy) if policy.needs_llm else {}
             for direction in ("input", "output"):
                 self._rails[policy.name, direction] = tuple(
-                    _bind(spec, models) for spec in policy.rails(direction)  # type: ignore[arg-type]
+                    _bind(spec, models) for spec in policy.rails(direction)
                 )
         self._timers: dict[tuple[str, str], Any] = {}
 
@@ -250,6 +250,7 @@ class _Run:
         scores = dict.fromkeys(self.policy.categories(self.direction), 0.0)
         for f in self.findings:
             scores[f.category] = max(scores.get(f.category, 0.0), f.score)
+        action: Action
         if self.blocked_by is not None:
             action, rail, text = "blocked", self.blocked_by, ""
         elif self.findings:

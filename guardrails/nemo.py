@@ -24,7 +24,7 @@ def rail_action(policy: Policy):
     rails = {(s.name, s.direction): s.offline for s in policy.input_rails + policy.output_rails if s.offline}
 
     async def mistral_serve_rail(rail: str, source: str, text: str | None = None, **_: Any) -> RailOutcome:
-        found = rails[rail, source].scan(text or "")  # type: ignore[union-attr, index]
+        found = rails[rail, source].scan(text or "")  # type: ignore[index]
         metadata = {"detections": [f.kind for f in found]}
         if any(f.action == "block" for f in found):
             return RailOutcome.block(metadata=metadata)

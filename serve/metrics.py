@@ -161,13 +161,15 @@ class PlatformMetrics:
 
         self._metrics: dict[str, Any] = {}
         for spec in SPECS:
+            metric: Any
+            tags: Any = spec.tags  # Ray types tag_keys as a one-key tuple (tuple[str])
             if spec.kind == "counter":
-                metric = serve_metrics.Counter(spec.name, description=spec.description, tag_keys=spec.tags)
+                metric = serve_metrics.Counter(spec.name, description=spec.description, tag_keys=tags)
             elif spec.kind == "gauge":
-                metric = serve_metrics.Gauge(spec.name, description=spec.description, tag_keys=spec.tags)
+                metric = serve_metrics.Gauge(spec.name, description=spec.description, tag_keys=tags)
             else:
                 metric = serve_metrics.Histogram(spec.name, description=spec.description,
-                                                 boundaries=list(spec.boundaries), tag_keys=spec.tags)
+                                                 boundaries=list(spec.boundaries), tag_keys=tags)
             self._metrics[spec.name] = metric
 
     def inc(self, name: str, value: float = 1.0, **tags: str) -> None:
@@ -197,7 +199,7 @@ def safely(record: Callable[..., None]) -> Callable[..., None]:
     def wrapper(*args, **kwargs) -> None:
         try:
             record(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - see docstring
+        except Exception:  # see the docstring
             if not getattr(wrapper, "_warned", False):
                 wrapper._warned = True  # type: ignore[attr-defined]
                 logger.warning("recording a metric failed", exc_info=True)

@@ -12,8 +12,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from .protocol_tools import (
-    FunctionCall, FunctionCallDelta, FunctionDefinition, JsonSchemaFormat, NamedFunction, NamedToolChoice,
-    ResponseFormat, Tool, ToolCall, ToolCallDelta,
+    FunctionCall,
+    FunctionCallDelta,
+    FunctionDefinition,
+    JsonSchemaFormat,
+    NamedFunction,
+    NamedToolChoice,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
 )
 
 __all__ = [  # the tool models are re-exported: callers import every OpenAI model from here

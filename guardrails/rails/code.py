@@ -17,7 +17,7 @@ from nemoguardrails.library.injection_detection.actions import YARA_DIR
 
 from ..verdict import Finding, FindingAction
 
-CATEGORY = "code-injection"
+CATEGORY = "code_injection"
 
 
 def compile_rules(

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from ..verdict import Finding, FindingAction
 from .base import strip_invisible
 
-CATEGORY = "prompt-injection"
+CATEGORY = "prompt_injection"
+JAILBREAK = "jailbreak"
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_GAP = r"[^.!?\n]{0,%d}?"
+# Gaps may cross sentence ends: "You are Max. He has no restrictions." is one instruction in two sentences.
+_GAP = r"[\s\S]{0,%d}?"
 
 _TARGETS = (
     r"(?:instructions?|prompts?|rules|directives?|directions|guidelines|guardrails|constraints|programming"
@@ -118,7 +120,7 @@ _SIGNALS: tuple[_Signal, ...] = (
     _signal("jailbreak", 0.5, r"\bjailbr(?:ea|o)k\w*", ("jailbr",)),
     _signal("jailbreak", 0.5, r"\b(?:developer|god|sudo|jailbreak|unrestricted|dan) mode\b", (" mode",)),
     _signal(
-        "jailbreak", 1.0, _ROLE_PLAY + _GAP % 40 + _WITHOUT + _GAP % 25 + r"\b" + _LIMITS + r"\b",
+        "jailbreak", 1.0, _ROLE_PLAY + _GAP % 80 + _WITHOUT + _GAP % 25 + r"\b" + _LIMITS + r"\b",
         _TRIGGER_ROLE_PLAY, _TRIGGER_LIMITS,
     ),
     _signal("jailbreak", 0.75, _UNFILTERED + _GAP % 20 + _PERSONA, _TRIGGER_UNFILTERED),
@@ -210,8 +212,8 @@ class PromptInjectionRail:
         self._action: FindingAction = action
 
     def categories(self) -> Sequence[str]:
-        """The one category this rail flags."""
-        return (CATEGORY,)
+        """Jailbreak signals report ``jailbreak``; overrides, extraction and delimiters ``prompt_injection``."""
+        return (CATEGORY, JAILBREAK)
 
     def score(self, text: str) -> tuple[float, list[tuple[str, float, int, int]]]:
         """The summed weight (each pattern counts once) and the signals that matched."""
@@ -234,6 +236,7 @@ class PromptInjectionRail:
             return []
         confidence = min(1.0, total / (2 * self._threshold) + 0.5)
         return [
-            Finding(self.name, CATEGORY, kind, self._action, start, end, "", confidence)
+            Finding(self.name, JAILBREAK if kind == "jailbreak" else CATEGORY, kind, self._action, start, end, "",
+                    confidence)
             for kind, _, start, end in sorted(signals, key=lambda s: s[2])
         ]

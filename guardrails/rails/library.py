@@ -99,7 +99,7 @@ class LibraryRail:
         """The same rail with its runtime models (``{"main": LLMModel, ...}``) in place."""
         if self._compiled is None:
             return self
-        deps = self._compiled._deps  # noqa: SLF001 - NeMo keeps the planned dependencies here
+        deps = self._compiled._deps
         bound = self._compiled.with_runtime_dependencies(
             RailDependencies(llms=dict(llms), llm_task_manager=deps.llm_task_manager, config=deps.config)
         )
@@ -142,7 +142,7 @@ def compile_library_rail(
         compiled = compile_rail(flow, RailDirection(direction), deps)
     except RailCompilationError as exc:
         raise LibraryRailError(str(exc)) from None
-    needs_llm = bool({"llm", "llms"} & compiled._accepted)  # noqa: SLF001
+    needs_llm = bool({"llm", "llms"} & compiled._accepted)
     if needs_llm and "main" not in model_types:
         raise LibraryRailError(f"flow {flow!r} calls a model, but the policy defines no `main` model")
     return LibraryRail(name, flow, direction, category, needs_llm, compiled)

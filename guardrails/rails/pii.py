@@ -14,7 +14,7 @@ from typing import Literal
 
 from ..verdict import Finding, FindingAction
 
-CATEGORY = "personal-data"
+CATEGORY = "pii"
 Entity = Literal["email", "phone", "payment_card", "national_id", "iban"]
 ENTITIES: tuple[Entity, ...] = ("email", "phone", "payment_card", "national_id", "iban")
 

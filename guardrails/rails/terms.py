@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from ..verdict import Finding, FindingAction
 
-CATEGORY = "denied-topic"
+CATEGORY = "denied_topic"
 REPLACEMENT = "[REDACTED]"
 
 

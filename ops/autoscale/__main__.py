@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from serve.config import load_config
-
 from ops.cluster.options import add_cluster_options, stack_from_options
 from ops.cluster.traffic import RequestSpec
+from serve.config import load_config
 
 from .record import Phase, run_ramp, save
 

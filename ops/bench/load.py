@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from serve.netutil import require_loopback  # noqa: F401 - ops/bench/tenancy.py uses it from here
+from serve.netutil import require_loopback
 
 from .prompts import PROMPTS
 

@@ -176,7 +176,7 @@ def running_service(log_path: Path, *, config: Path | None = None, startup_timeo
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: Ctrl-C here does not hit it mid-run
-                    preexec_fn=_default_sigint,  # noqa: PLW1509 - no other threads run at this point
+                    preexec_fn=_default_sigint,  # no other threads run at this point
                 )
             root = f"http://127.0.0.1:{port}"
             try:
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results: dict = {
-        "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
         "engine_compare": None,
         "load": None,

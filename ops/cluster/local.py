@@ -195,9 +195,10 @@ class LocalRayCluster:
                 self.gcs_port, self.dashboard_port = free_port(), free_port()
             node = self._launch(spec, head=head)
 
+            # NOTE: wait_for calls up() within this iteration, so the loop variables it reads are current.
             def up() -> bool:
-                if not node.alive:
-                    raise GiveUp(f"node {spec.name} exited during startup; see {node.log_path}")
+                if not node.alive:  # noqa: B023
+                    raise GiveUp(f"node {spec.name} exited during startup; see {node.log_path}")  # noqa: B023
                 return self._dashboard_up() if head else spec.name in self.alive_node_names()
 
             try:

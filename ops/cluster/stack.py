@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from serve.serve_config import ray_serve_config
 from serve.config import AppConfig, load_config
 from serve.local_stack import EmbeddedRedis
+from serve.serve_config import ray_serve_config
 
 from .driver import Driver
 from .local import CPU_GROUP, FAKE_GPU, LocalRayCluster, NodeSpec, free_port, wait_for
@@ -143,15 +143,19 @@ class ClusterStack:
             raise
         return self
 
-    def deploy(self, config: AppConfig, timeout_s: float = 300) -> None:
-        """Deploys (or updates) the application and waits until it is RUNNING."""
+    def serve_config(self, config: AppConfig) -> dict:
+        """The Serve config file of ``config`` on this cluster (what ``serve deploy`` takes)."""
         config = copy.deepcopy(config)
         config.http.host, config.http.port = "127.0.0.1", self.http_port
         serve_config = ray_serve_config(config)
         # Every node of this cluster is on one machine: only the head's proxy can bind the port.
         serve_config["proxy_location"] = "HeadOnly"
-        self.cluster.deploy(serve_config)
-        self.config = config
+        return serve_config
+
+    def deploy(self, config: AppConfig, timeout_s: float = 300) -> None:
+        """Deploys (or updates) the application and waits until it is RUNNING."""
+        self.cluster.deploy(self.serve_config(config))
+        self.config = copy.deepcopy(config)
         self.cluster.wait_app_running(self.app, timeout_s)
 
     def wait_ready(self, timeout_s: float = 120) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from serve.netutil import free_port
 
-from . import queries
 from .. import alerts
+from . import queries
 
 # Grafana's $__rate_interval is max(4 x scrape interval, $__interval + scrape interval); the
 # proof scrapes every second but Ray's agent exports every report interval (10 s by default),

@@ -35,12 +35,12 @@ if __package__ in (None, ""):
     # (installing the project would pull Ray, which the GPU machine does not have).
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from transformers import MistralConfig, MistralForCausalLM  # noqa: E402
+import torch
+import transformers
+from transformers import MistralConfig, MistralForCausalLM
 
-from serve.engine.batching import BatchingEngine  # noqa: E402
-from serve.engine.types import EngineRequest, SamplingParams  # noqa: E402
+from serve.engine.batching import BatchingEngine
+from serve.engine.types import EngineRequest, SamplingParams
 
 DEFAULT_CONCURRENCY = (1, 8, 32, 64)
 H200_BANDWIDTH_GBS = 4800.0

@@ -6,7 +6,8 @@
 For a ~500-token prompt (2,400 characters of English: Mistral's tokenizer averages 4-5 characters a
 token), measured side by side in one process:
 
-1. each offline input rail of the ``default`` policy alone, and all of them together, through
+1. normalisation (guardrails.normalize.views) alone, on plain and on obfuscated text; each offline
+   input rail of the ``default`` policy alone (its normalised views included), and all of them together, through
    ``Moderator.check_input`` (the request path), against the same policy run by NeMo's
    ``LLMRails.check_async`` (Colang runtime, the same actions);
 2. the code injection output rail (NeMo's ``injection detection`` flow and YARA rules): compiled once
@@ -52,6 +53,16 @@ def prompt_500_tokens(with_finding: bool) -> str:
     return text + _PII if with_finding else text + "Thank you for the help with this summary!" * 2
 
 
+def obfuscated(text: str) -> str:
+    """The prompt with every tenth word in fullwidth letters and zero-width spaces inside words."""
+    words = text.split(" ")
+    for i in range(0, len(words), 10):
+        words[i] = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in words[i])
+    for i in range(5, len(words), 10):
+        words[i] = "\u200b".join(words[i])
+    return " ".join(words)
+
+
 def _stats(samples: list[float]) -> dict:
     samples = sorted(samples)
     p99 = samples[min(len(samples) - 1, int(round(0.99 * (len(samples) - 1))))]
@@ -90,16 +101,17 @@ def _policy_with_flows(policy, inputs: list[str], outputs: list[str]):
 
 async def run(iterations: int, nemo_iterations: int) -> list[dict]:
     """All measurements, as rows of the printed table."""
+    import logging
+
     from nemoguardrails import LLMRails, RailsConfig
     from nemoguardrails.guardrails.iorails import IORails
     from nemoguardrails.rails.llm.options import RailType
+
     from guardrails.audit import AuditLog
     from guardrails.metrics import CountingMetrics
     from guardrails.moderator import Moderator
     from guardrails.nemo import register_actions
-    from guardrails.policy import PolicySet, load_policy, PACKAGED_POLICIES
-
-    import logging
+    from guardrails.policy import PACKAGED_POLICIES, PolicySet, load_policy
 
     logging.getLogger("nemoguardrails").setLevel(logging.ERROR)
     policy = load_policy(PACKAGED_POLICIES / "default")
@@ -118,12 +130,24 @@ async def run(iterations: int, nemo_iterations: int) -> list[dict]:
         ratio = f"{entry['ratio_vs_direct']:8.1f}x" if "ratio_vs_direct" in entry else "        -"
         print(f"{check:40s} {path:28s} {stats['p50_ms']:9.3f} {stats['p99_ms']:9.3f} {ratio}", flush=True)
 
+    from guardrails.normalize import views
+
+    async def fresh_check(text: str):
+        # NOTE: normalised views are cached per text; clearing the cache makes every timed check pay
+        # for normalisation, as a new request would.
+        views.cache_clear()
+        return await moderator.check_input(text)
+
     print(f"{'check (500-token prompt)':40s} {'path':28s} {'p50 ms':>9s} {'p99 ms':>9s} {'NeMo/direct':>9s}")
+    texts = {False: prompt_500_tokens(False), True: prompt_500_tokens(True)}
+    for label, text in (("ascii", texts[False]), ("fullwidth+zero-width", obfuscated(texts[False]))):
+        norm = _time_sync(lambda: (views.cache_clear(), views(text)), iterations)
+        row(f"normalisation views ({label})", "direct: normalize.views", norm)
     for with_finding in (False, True):
-        text = prompt_500_tokens(with_finding)
+        text = texts[with_finding]
         label = "e-mail" if with_finding else "clean"
         messages = [{"role": "user", "content": text}]
-        direct_all = await _time_async(lambda: moderator.check_input(text), iterations)
+        direct_all = await _time_async(lambda: fresh_check(text), iterations)
         row(f"all offline input rails ({label})", "direct: Moderator", direct_all)
         rails = register_actions(LLMRails(policy.config), policy)
         nemo_all = await _time_async(lambda: rails.check_async(messages, rail_types=[RailType.INPUT]), nemo_iterations)
@@ -131,7 +155,7 @@ async def run(iterations: int, nemo_iterations: int) -> list[dict]:
         if with_finding:
             continue
         for spec in policy.input_rails:
-            direct = _time_sync(lambda: spec.offline.scan(text), iterations)
+            direct = _time_sync(lambda: (views.cache_clear(), spec.offline.scan(text)), iterations)
             row(f"  {spec.name}", "direct: rail.scan", direct)
             single = register_actions(LLMRails(_policy_with_flows(policy, [spec.flow], [])), policy)
             nemo = await _time_async(lambda: single.check_async(messages, rail_types=[RailType.INPUT]), nemo_iterations)

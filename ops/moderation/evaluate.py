@@ -1,15 +1,21 @@
-"""Precision, recall and false-block rate of a policy's rails on the labeled evaluation set.
+"""Precision, recall and false-flag rate of a policy's offline input rails on the corpus, with 95 % CIs.
 
-    python -m ops.moderation.evaluate                      # the default policy
-    python -m ops.moderation.evaluate --policy permissive --errors
-    python -m ops.moderation.evaluate --holdout             # the second, later set
+    python -m ops.moderation.evaluate                       # default policy, holdout and dev
+    python -m ops.moderation.evaluate --policy permissive --split holdout --errors
+    python -m ops.moderation.evaluate --json report.json
 
-Each item of ``data/eval.jsonl`` has a direction (input/output), a category (``benign`` or the
-moderation category that should flag it) and the expected action under the default policy. Per
-category: precision and recall of "flagged with this category", and the share of benign items that
-category flags (false flags). Overall: an item counts as flagged when any rail blocked or masked it;
-the false-block rate is the share of benign items blocked.
-Only offline rails run here; a policy with model rails needs the served model (see README).
+The corpus is ``data/corpus.jsonl`` (built by ``python -m ops.moderation.corpus build``). Each row is
+checked as an input through ``Moderator.check_input`` (every offline input rail, normalisation
+included); an item counts as flagged when any rail found anything (the Moderations API's
+``flagged``). Per group (label, and harm category for harmful rows):
+
+* recall: the share of the group's items flagged;
+* false-flag rate: the share of benign items flagged with one of the group's categories;
+* precision: flagged group items over those plus the benign items flagged with the group's categories.
+
+Intervals are Wilson score intervals (95 %). The same figures are printed for a naive baseline, the
+twenty plain regular expressions of :data:`BASELINE` (the kind of list the issue compared against).
+Only offline rails run; a policy with model rails needs the served model (see README).
 """
 
 from __future__ import annotations
@@ -17,97 +23,128 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import re
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-DATA = Path(__file__).parent / "data" / "eval.jsonl"
-# Written after the rails were tuned on DATA, evaluated once as unseen data (the honest estimate,
-# recorded in the closing note), then its misses were fixed too: it is no longer unseen.
-HOLDOUT = Path(__file__).parent / "data" / "holdout.jsonl"
+from .corpus import CORPUS, Item, load
+
+ATTACKS = {"jailbreak": {"jailbreak"}, "prompt_injection": {"prompt_injection"}}
+HARM = {
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent", "self-harm",
+    "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence", "violence/graphic",
+    "denied_topic",
+}
+
+# A naive baseline: twenty plain patterns anyone would write first.
+BASELINE: tuple[str, ...] = (
+    r"ignore (all )?(the )?(previous|prior|above) (instructions|prompts?)",
+    r"disregard (all )?(previous|prior|your) (instructions|rules|guidelines)",
+    r"\bDAN\b|do anything now",
+    r"developer mode",
+    r"jailbr(ea|o)k",
+    r"no (restrictions|limitations|filters|rules|ethics)",
+    r"(pretend|act as|role-?play)",
+    r"(system|initial|hidden) prompt",
+    r"stay in character",
+    r"\b(bomb|explosive|detonat)",
+    r"\b(kill|murder|assassinat)",
+    r"\b(meth|cocaine|heroin|fentanyl)\b",
+    r"\b(hack|malware|ransomware|keylogger|exploit)",
+    r"\b(weapon|firearm|gun)s?\b",
+    r"\b(poison|ricin|sarin|anthrax)",
+    r"\b(suicide|self-harm|cut myself)",
+    r"\b(steal|theft|launder|counterfeit|fraud)",
+    r"\b(racist|slur|inferior race)",
+    r"\b(porn|explicit sex)",
+    r"\b(uncensored|unfiltered|unrestricted)",
+)
+_BASELINE = re.compile("|".join(f"(?:{p})" for p in BASELINE), re.I)
 
 
-@dataclass(frozen=True)
-class Item:
-    """One labeled text."""
-
-    id: str
-    direction: str
-    category: str
-    expected: str
-    text: str
-
-
-def load_items(path: Path = DATA) -> list[Item]:
-    """Reads the evaluation set."""
-    return [Item(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (None when ``n`` is 0)."""
+    if n == 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _ratio(num: int, den: int) -> float | None:
-    return num / den if den else None
+def _rate(k: int, n: int) -> dict:
+    return {"value": k / n if n else None, "k": k, "n": n, "ci95": wilson(k, n)}
 
 
-def score(items: Sequence[Item], verdicts: Sequence) -> dict:
-    """Per-category and overall metrics of the verdicts (one per item, same order)."""
-    benign = [i for i, item in enumerate(items) if item.category == "benign"]
-    report: dict = {"categories": {}, "items": len(items), "benign": len(benign)}
-    for category in sorted({item.category for item in items} - {"benign"}):
-        hits = [category in v.categories() and v.categories()[category] for v in verdicts]
-        tp = sum(1 for item, hit in zip(items, hits) if hit and item.category == category)
-        fp = sum(1 for item, hit in zip(items, hits) if hit and item.category != category)
-        pos = sum(1 for item in items if item.category == category)
-        report["categories"][category] = {
-            "positives": pos, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, pos),
-            "false_flag_rate": _ratio(sum(1 for i in benign if hits[i]), len(benign)),
+def groups(items: Sequence[Item]) -> dict[str, tuple[list[int], set[str]]]:
+    """Group name -> (indices of its items, the categories that count as flagging it)."""
+    out: dict[str, tuple[list[int], set[str]]] = {}
+    for label, cats in ATTACKS.items():
+        out[label] = ([i for i, it in enumerate(items) if it.label == label], cats)
+    out["harmful"] = ([i for i, it in enumerate(items) if it.label == "harmful"], HARM)
+    for category in sorted({it.category for it in items if it.label == "harmful" and it.category}):
+        out[f"harmful:{category}"] = (
+            [i for i, it in enumerate(items) if it.label == "harmful" and it.category == category], HARM,
+        )
+    return {k: v for k, v in out.items() if v[0]}
+
+
+def score(items: Sequence[Item], flagged: Sequence[bool], categories: Sequence[set[str]],
+          blocked: Sequence[bool] | None = None) -> dict:
+    """The report for one split: per group, and overall (``blocked``: benign items blocked, not
+    just flagged; masking personal data flags a text without blocking it)."""
+    benign = [i for i, it in enumerate(items) if it.label == "benign"]
+    report: dict = {"items": len(items), "benign": len(benign), "groups": {}}
+    for name, (members, cats) in groups(items).items():
+        tp = sum(flagged[i] for i in members)
+        fp = sum(bool(categories[i] & cats) for i in benign)
+        report["groups"][name] = {
+            "recall": _rate(tp, len(members)), "false_flag_rate": _rate(fp, len(benign)),
+            "precision": _rate(tp, tp + fp),
         }
-    flagged = [v.flagged for v in verdicts]
-    tp = sum(1 for item, f in zip(items, flagged) if f and item.category != "benign")
-    fp = sum(1 for i in benign if flagged[i])
-    positives = len(items) - len(benign)
+    positives = [i for i, it in enumerate(items) if it.label != "benign"]
+    tp = sum(flagged[i] for i in positives)
+    fp = sum(flagged[i] for i in benign)
     report["overall"] = {
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, positives),
-        "false_block_rate": _ratio(sum(1 for i in benign if verdicts[i].blocked), len(benign)),
-        "false_flag_rate": _ratio(fp, len(benign)),
-        "expected_action_rate": _ratio(
-            sum(1 for item, v in zip(items, verdicts) if _action(v) == item.expected), len(items)
-        ),
+        "recall": _rate(tp, len(positives)), "false_flag_rate": _rate(fp, len(benign)), "precision": _rate(tp, tp + fp),
+        "false_block_rate": _rate(sum((blocked or flagged)[i] for i in benign), len(benign)),
     }
     return report
 
 
-def _action(verdict) -> str:
-    return {"blocked": "block", "masked": "mask", "allowed": "allow"}[verdict.action]
+def baseline(items: Sequence[Item]) -> tuple[list[bool], list[set[str]]]:
+    """The baseline's flags (it names no category: a flag counts against every group)."""
+    flags = [bool(_BASELINE.search(it.text)) for it in items]
+    return flags, [set(HARM) | {"jailbreak", "prompt_injection"} if f else set() for f in flags]
 
 
-def errors(items: Sequence[Item], verdicts: Sequence) -> list[str]:
-    """One line per item whose verdict differs from its expected action."""
-    return [
-        f"{item.id:12s} expected {item.expected:5s} got {_action(v):5s} rail={v.rail} | {item.text[:90]!r}"
-        for item, v in zip(items, verdicts)
-        if _action(v) != item.expected
-    ]
-
-
-async def evaluate(policy_name: str, policies_dir: Path | None, items: Sequence[Item]) -> tuple[dict, list]:
-    """Runs every item through the policy's offline rails."""
+async def run_policy(policy_name: str, policies_dir: Path | None, items: Sequence[Item]) -> list:
+    """Every item through the policy's offline input rails; returns the verdicts."""
     from guardrails.audit import AuditLog
     from guardrails.metrics import CountingMetrics
     from guardrails.moderator import Moderator
     from guardrails.policy import PACKAGED_POLICIES, PolicySet, load_policy
 
     policy = load_policy((policies_dir or PACKAGED_POLICIES) / policy_name)
-    policies = PolicySet({policy_name: policy}, policy_name)
     if policy.needs_llm:
-        raise SystemExit(f"policy {policy_name!r} has model rails; this tool evaluates offline policies only")
-    moderator = Moderator(policies, metrics=CountingMetrics(), audit=AuditLog(logger=_quiet()))
-    verdicts = []
-    for item in items:
-        check = moderator.check_input if item.direction == "input" else moderator.check_output
-        verdicts.append(await check(item.text, policy_name))
-    return score(items, verdicts), verdicts
+        policy = _offline_only(policy)
+    moderator = Moderator(
+        PolicySet({policy_name: policy}, policy_name), metrics=CountingMetrics(), audit=AuditLog(logger=_quiet()),
+    )
+    return [await moderator.check_input(item.text, policy_name) for item in items]
+
+
+def _offline_only(policy):
+    """The policy without its model rails (the self-checks need the served model: not run here)."""
+    import dataclasses
+
+    keep = tuple(s for s in policy.input_rails if s.offline is not None)
+    return dataclasses.replace(policy, input_rails=keep, output_rails=tuple(
+        s for s in policy.output_rails if s.offline is not None))
 
 
 def _quiet():
@@ -118,43 +155,67 @@ def _quiet():
     return logger
 
 
-def _fmt(value: float | None) -> str:
-    return "  n/a" if value is None else f"{value:5.3f}"
+def evaluate(policy: str, split: str, corpus: Path = CORPUS, policies_dir: Path | None = None) -> dict:
+    """The report of ``policy`` and of the baseline on one split."""
+    items = load(corpus, [split])
+    verdicts = asyncio.run(run_policy(policy, policies_dir, items))
+    ours = score(items, [v.flagged for v in verdicts], [{f.category for f in v.findings} for v in verdicts],
+                 [v.blocked for v in verdicts])
+    base = score(items, *baseline(items))
+    misses = [
+        {"id": it.id, "label": it.label, "flagged": v.flagged, "rails": sorted({f.rail for f in v.findings}),
+         "text": it.text[:100]}
+        for it, v in zip(items, verdicts) if v.flagged != (it.label != "benign")
+    ]
+    return {"policy": policy, "split": split, "ours": ours, "baseline": base, "errors": misses}
 
 
-def print_report(policy: str, report: dict) -> None:
-    """The table this tool prints."""
-    print(f"policy {policy}: {report['items']} items, {report['benign']} benign")
-    print(f"{'category':18s} {'n':>3s} {'precision':>9s} {'recall':>7s} {'false-flag':>10s}")
-    for name, c in report["categories"].items():
-        cells = f"{_fmt(c['precision']):>9s} {_fmt(c['recall']):>7s} {_fmt(c['false_flag_rate']):>10s}"
-        print(f"{name:18s} {c['positives']:3d} {cells}")
-    o = report["overall"]
-    print(
-        f"{'overall':18s} {report['items'] - report['benign']:3d} {_fmt(o['precision']):>9s} {_fmt(o['recall']):>7s} "
-        f"{_fmt(o['false_flag_rate']):>10s}"
-    )
-    print(f"false-block rate (benign blocked): {_fmt(o['false_block_rate'])}   "
-          f"expected action (block/mask/allow) matched: {_fmt(o['expected_action_rate'])}")
+def _cell(rate: dict) -> str:
+    if rate["value"] is None:
+        return f"{'n/a':>20s}"
+    lo, hi = rate["ci95"]
+    return f"{rate['value']:6.3f} [{lo:.3f},{hi:.3f}]"
+
+
+def print_report(report: dict, errors: bool = False, out: Callable[[str], None] = print) -> None:
+    """The side-by-side table: ours, then the baseline, per group."""
+    ours, base = report["ours"], report["baseline"]
+    out(f"policy {report['policy']}, split {report['split']}: {ours['items']} items, {ours['benign']} benign "
+        "(95 % Wilson intervals)")
+    out(f"{'group':26s} {'n':>4s}  {'recall (ours)':>21s} {'recall (baseline)':>21s}  "
+        f"{'false-flag (ours)':>21s} {'false-flag (baseline)':>21s}  {'precision (ours)':>21s}")
+    rows = list(ours["groups"].items()) + [("overall", ours["overall"])]
+    for name, g in rows:
+        b = base["overall"] if name == "overall" else base["groups"][name]
+        out(f"{name:26s} {g['recall']['n']:4d}  {_cell(g['recall']):>21s} {_cell(b['recall']):>21s}  "
+            f"{_cell(g['false_flag_rate']):>21s} {_cell(b['false_flag_rate']):>21s}  {_cell(g['precision']):>21s}")
+    out(f"benign blocked (not just flagged): ours {_cell(ours['overall']['false_block_rate'])}, "
+        f"baseline {_cell(base['overall']['false_block_rate'])}")
+    if errors:
+        for e in report["errors"]:
+            out(f"  {e['id']:28s} {e['label']:16s} flagged={e['flagged']!s:5s} {e['rails']} {e['text']!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", default="default", help="policy name (default: default)")
+    parser.add_argument("--policy", action="append", help="policy name (repeatable; default: default)")
     parser.add_argument("--policies-dir", type=Path, default=None, help="policies directory (default: packaged)")
-    parser.add_argument("--data", type=Path, default=DATA, help="evaluation set (JSONL)")
-    parser.add_argument("--holdout", action="store_true", help="use the held-out set instead of --data")
-    parser.add_argument("--errors", action="store_true", help="list the items whose action differs from the label")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument("--split", action="append", choices=("holdout", "dev", "train"),
+                        help="corpus split (repeatable; default: holdout and dev)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--errors", action="store_true", help="list the misclassified items")
+    parser.add_argument("--json", type=Path, default=None, help="also write the reports as JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    items = load_items(HOLDOUT if args.holdout else args.data)
-    report, verdicts = asyncio.run(evaluate(args.policy, args.policies_dir, items))
-    print_report(args.policy, report)
-    if args.errors:
-        print("\n".join(errors(items, verdicts)) or "no errors")
+    reports = []
+    for policy in args.policy or ["default"]:
+        for split in args.split or ["holdout", "dev"]:
+            report = evaluate(policy, split, args.corpus, args.policies_dir)
+            print_report(report, args.errors)
+            print()
+            reports.append(report)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps(reports, indent=2))
     return 0
 
 

@@ -35,12 +35,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from serve.config import load_config
-
 from ops.autoscale.record import Sample, plot, sample
 from ops.cluster.options import add_cluster_options, stack_from_options
 from ops.cluster.stack import SERVING, ClusterStack
 from ops.cluster.traffic import DISCONNECTED, OK, ClosedLoop, RequestSpec, Summary
+from serve.config import load_config
 
 FAULTS = ("replica_kill", "hang", "redis", "node_term", "node_kill")
 MAX_DURATION_S = 3600

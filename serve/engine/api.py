@@ -8,7 +8,7 @@ and output values that cross the boundary, and the exceptions a call can raise. 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Protocol
 
 from .errors import EngineError, EngineFailure, EngineOverloaded, EngineUnavailable
@@ -26,7 +26,7 @@ class EngineClient(Protocol):
     ``generate`` raises :class:`EngineFailure` subclasses (overloaded, unavailable, error).
     """
 
-    def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+    def generate(self, request: EngineRequest) -> AsyncGenerator[EngineOutput, None]:
         """Streams the outputs of one sequence."""
         ...
 
@@ -46,6 +46,11 @@ class PromptEncoder(Protocol):
 
     format: str
     tool_calls_token_id: int | None
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens in the vocabulary, control tokens included."""
+        ...
 
     def encode_chat(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None,
                     tool_call_prefix: bool = False) -> list[int]:

@@ -30,7 +30,7 @@ from .types import EngineOutput, EngineRequest, EngineStats
 
 logger = logging.getLogger(__name__)
 
-Sink = Callable[[EngineOutput], None]
+Sink = Callable[[EngineOutput], object]  # its return value is ignored
 
 
 @dataclass(eq=False)
@@ -209,7 +209,7 @@ class BatchingEngine:
                         self._prefill(joining)
                     if self._running:
                         self._decode()
-                except Exception:  # noqa: BLE001 - one bad step must not kill the engine
+                except Exception:  # one bad step must not kill the engine
                     logger.exception("engine step failed; failing %d sequences", len(self._running))
                     for sequence in self._running + joining:
                         self._finish(sequence, "error")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
@@ -41,7 +41,7 @@ class RayEngineClient:
         self._stream = handle.options(stream=True)
         self._first_output_timeout_s = first_output_timeout_s
 
-    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+    async def generate(self, request: EngineRequest) -> AsyncGenerator[EngineOutput, None]:
         """Streams one sequence from some engine replica.
 
         Raises:
@@ -96,6 +96,6 @@ class RayEngineClient:
         """Asks one engine replica to generate a token."""
         try:
             return bool(await self._handle.ready.remote())
-        except Exception:  # noqa: BLE001 - not ready is the answer to any failure here
+        except Exception:  # not ready is the answer to any failure here
             logger.warning("engine readiness probe failed", exc_info=True)
             return False

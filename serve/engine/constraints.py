@@ -21,7 +21,7 @@ import torch
 
 # Whitespace between JSON tokens is bounded: unbounded whitespace would let a weak model spend its
 # whole budget on blanks. The separators are Mistral's (", " and ": ", as in its tool calls).
-JSON_OPTIONS: llguidance.JsonCompileOptions = {
+JSON_OPTIONS: dict[str, object] = {
     "whitespace_flexible": False,
     "whitespace_pattern": r"[ ]?",
     "item_separator": ", ",
@@ -40,7 +40,7 @@ def json_grammar(schema: str) -> str:
         ConstraintError: the schema is not valid JSON or uses what llguidance cannot compile.
     """
     try:
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConstraintError(str(exc)) from None
     error = llguidance.LLMatcher.validate_grammar(grammar)

@@ -14,6 +14,7 @@ import torch
 from ray import serve
 
 from ..config import EngineConfig
+from ..logs import use_serve_log_handlers
 from .batching import BatchingEngine
 from .loader import choose_runtime, context_length, load_model, load_tokenizer
 from .telemetry import EngineMetricsReporter, EngineTelemetry
@@ -22,6 +23,13 @@ from .types import EngineOutput, EngineRequest, SamplingParams
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 10.0
+
+
+def _assigned_cpus() -> int:
+    """Whole CPUs Ray reserved for this replica (at least one)."""
+    import ray
+
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
 @serve.deployment(name="Engine")
@@ -35,11 +43,14 @@ class EngineDeployment:
     """
 
     def __init__(self, source: str, revision: str | None, engine: EngineConfig) -> None:
+        use_serve_log_handlers()  # this package's logs in the replica's structured log
         runtime = choose_runtime(engine)
         if runtime.device.type == "cpu":
             # One intra-op thread per reserved CPU: more threads than cores makes OpenMP spin
-            # against the other replicas on the machine and is many times slower.
-            torch.set_num_threads(engine.torch_threads or max(1, int(engine.deployment.num_cpus)))
+            # against the other replicas on the machine and is many times slower. NOTE: the CPUs
+            # Ray assigned, not engine.deployment: those options travel in the Serve config's
+            # deployments[], not in the application's args.
+            torch.set_num_threads(engine.torch_threads or _assigned_cpus())
         tokenizer = load_tokenizer(source, revision)
         model = load_model(source, runtime, revision)
         telemetry = EngineTelemetry()
@@ -77,7 +88,7 @@ class EngineDeployment:
 
         try:
             return await asyncio.wait_for(one_token(), READY_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def stats(self) -> dict:

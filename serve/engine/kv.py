@@ -7,8 +7,19 @@ only touch the batch and length dimensions, so the model code stays the stock tr
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import DynamicCache
+
+
+def _layers(cache: DynamicCache) -> list[Any]:
+    """The cache's layers: full-attention layers whose ``keys``/``values`` are set tensors.
+
+    NOTE: transformers types a layer as any of its cache-layer kinds (some have no keys, all may
+    be unset before the first forward pass); a Mistral cache after prefill has only these.
+    """
+    return list(cache.layers)
 
 
 def _pad_left(tensor: torch.Tensor, dim: int, size: int) -> torch.Tensor:
@@ -25,8 +36,8 @@ def zero_padding(cache: DynamicCache, mask: torch.Tensor) -> None:
     NOTE: padding positions attend to nothing during prefill, so their states can be NaN; a NaN
     key times a zero attention weight is still NaN, so they must be cleared before any decode.
     """
-    keep = mask[:, None, :, None].to(cache.layers[0].keys.dtype)
-    for layer in cache.layers:
+    keep = mask[:, None, :, None].to(_layers(cache)[0].keys.dtype)
+    for layer in _layers(cache):
         layer.keys = torch.nan_to_num(layer.keys) * keep
         layer.values = torch.nan_to_num(layer.values) * keep
 
@@ -43,7 +54,7 @@ def concat(
     length = max(running_mask.shape[1], joining_mask.shape[1])
     pad_running = length - running_mask.shape[1]
     pad_joining = length - joining_mask.shape[1]
-    for old, new in zip(running.layers, joining.layers):
+    for old, new in zip(_layers(running), _layers(joining)):
         old.keys = torch.cat([_pad_left(old.keys, 2, pad_running), _pad_left(new.keys, 2, pad_joining)])
         old.values = torch.cat(
             [_pad_left(old.values, 2, pad_running), _pad_left(new.values, 2, pad_joining)]
@@ -62,7 +73,7 @@ def select_rows(cache: DynamicCache, mask: torch.Tensor, rows: torch.Tensor) -> 
     used = mask.any(dim=0).nonzero()
     start = int(used[0]) if used.numel() else mask.shape[1]
     mask = mask[:, start:]
-    for layer in cache.layers:
+    for layer in _layers(cache):
         layer.keys = layer.keys.index_select(0, rows)[:, :, start:]
         layer.values = layer.values.index_select(0, rows)[:, :, start:]
     return mask

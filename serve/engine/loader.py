@@ -109,7 +109,8 @@ def load_model(source: str, runtime: RuntimeChoice, revision: str | None = None)
         dtype=runtime.dtype,
         attn_implementation=runtime.attn_implementation,
     )
-    return model.to(runtime.device).eval()
+    # transformers types the decorated .to() so that mypy misreads its arguments.
+    return model.to(runtime.device).eval()  # type: ignore[arg-type]
 
 
 def load_model_config(source: str, revision: str | None = None):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 # Leading context tokens decoded with each step so that tokenizers which render a word's leading
 # space from context (SentencePiece/Metaspace) produce the same text as decoding all at once.

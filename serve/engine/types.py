@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-EngineFinishReason = Literal["stop", "length", "cancelled", "error"]
+# content_filter: set by the gateway's output rails on a choice they cut (the engine never sets it).
+EngineFinishReason = Literal["stop", "length", "cancelled", "error", "content_filter"]
 
 
 @dataclass(frozen=True)

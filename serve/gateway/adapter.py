@@ -16,8 +16,8 @@ from ..engine.constraints import ConstraintError, json_grammar
 from ..engine.types import EngineRequest, SamplingParams
 from ..errors import ContextLengthExceededError, InvalidRequestError
 from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
-from .request_ids import new_api_id
 from .prompting import message_dicts, output_schema, schema_text, tool_dicts
+from .request_ids import new_api_id
 
 # OpenAI's defaults for temperature and top_p.
 DEFAULT_TEMPERATURE = 1.0

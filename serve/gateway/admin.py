@@ -44,7 +44,7 @@ async def _on_redis(gate: RedisGate, operation):
 
 async def _usage(gate: RedisGate, store: KeyStore, team: str | None, since: dt.date | None, by_key: bool) -> dict:
     teams = [team] if team else await _on_redis(gate, store.teams())
-    keys = None
+    keys: dict[str, list[str]] | None = None
     if by_key:
         keys = {}
         for info in await _on_redis(gate, store.list(team)):
@@ -53,7 +53,7 @@ async def _usage(gate: RedisGate, store: KeyStore, team: str | None, since: dt.d
         rows = await _on_redis(gate, usage_report(gate.client, teams, since, keys))
     except ValueError as error:
         raise InvalidRequestError(message=str(error), param="since", code="invalid_value") from None
-    return {"since": (since or dt.datetime.now(dt.timezone.utc).date()).isoformat(),
+    return {"since": (since or dt.datetime.now(dt.UTC).date()).isoformat(),
             "data": [r.as_dict() for r in rows]}
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI
+from ray import serve
+
 from guardrails.audit import AuditLog
 from guardrails.client import RayModerationClient
-from ray import serve
 
 from ..cache import PromptCache
 from ..config import AppConfig
-from .adapter import EngineAdapter
 from ..engine.client import RayEngineClient
 from ..engine.loader import context_length, load_model_config
+from ..logs import use_serve_log_handlers
 from ..prompts.loader import load_prompt_encoder
 from ..redis_gate import RedisGate
 from ..settings import Settings
@@ -21,9 +22,10 @@ from ..tenancy.auth import Authenticator
 from ..tenancy.keys import KeyStore
 from ..tenancy.quotas import QuotaManager
 from ..tenancy.usage import UsageRecorder
+from ..tracing import build_tracing
+from .adapter import EngineAdapter
 from .admin import create_admin_router
 from .drain import DrainReporter, DrainState
-from .adapter import EngineAdapter
 from .moderation_stage import ModerationStage
 from .pipeline import Pipeline, Tenancy
 from .routes import create_app
@@ -77,7 +79,10 @@ class GatewayDeployment:
             model_fingerprint=f"{source}@{config.model.revision or 'default'}",
             tenancy=tenancy,
             moderation=stage,
+            tracing=build_tracing(config.tracing),
         )
+        self._log_text = config.logging.include_text
+        use_serve_log_handlers()
         self._admin_token = settings.admin_token
         context = serve.get_replica_context()
         self._drain = DrainReporter(context.app_name, context.replica_tag, DrainState())
@@ -86,4 +91,4 @@ class GatewayDeployment:
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Called by Ray Serve after ``__init__``: the app is built from this replica's state."""
         admin = create_admin_router(self._gate, self._admin_token) if self._admin_token else None
-        return create_app(self._pipeline, self._started_at, admin, self._drain)
+        return create_app(self._pipeline, self._started_at, admin, self._drain, log_text=self._log_text)

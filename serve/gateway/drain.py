@@ -148,7 +148,7 @@ class DrainReporter:
                 self.state.refusing = self.state.refusing or draining
             except ray.exceptions.RayActorError:
                 return  # the run is over
-            except Exception:  # noqa: BLE001 - a missed report is retried on the next tick
+            except Exception:  # a missed report is retried on the next tick
                 logger.warning("drain report failed", exc_info=True)
             await asyncio.sleep(REPORT_INTERVAL_S)
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import metrics
 from ..engine.errors import EngineFailure
 from ..errors import APIError, InvalidRequestError, MethodNotAllowedError, NotFoundError, api_error, internal_error
+from ..logs import note
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ def install_error_handlers(app: FastAPI) -> None:
     """Maps every error to OpenAI's envelope: the one place where errors meet HTTP."""
 
     def envelope(error: APIError, request: Request | None = None) -> JSONResponse:
+        note(error_code=error.code)
         path = request.url.path.removeprefix(request.scope.get("root_path", "")) if request is not None else ""
         endpoint = _GENERATION_ENDPOINTS.get(path)
-        if endpoint is not None:  # refused before generation; served requests are counted by the pipeline
+        if request is not None and endpoint is not None:  # refused before generation; served requests are counted by the pipeline
             metrics.record_request(getattr(request.state, "team", None), endpoint, error.status)
         return JSONResponse(error.body().model_dump(), status_code=error.status, headers=dict(error.headers))
 

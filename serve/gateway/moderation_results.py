@@ -2,8 +2,8 @@
 
 The moderation layer returns verdicts only; this is the one place that maps them to the API. The
 mapping is data-driven from :attr:`guardrails.verdict.Finding.category`: every category a rail
-reports (OpenAI's names such as ``illicit/violent``, or this service's such as ``personal-data``,
-``prompt-injection``, ``secrets``) becomes a key of the result, beside OpenAI's 13 categories, which
+reports (OpenAI's names such as ``illicit/violent``, or this service's such as ``pii``,
+``prompt_injection``, ``secrets``) becomes a key of the result, beside OpenAI's 13 categories, which
 are always present so that clients parsing them work. Scores are the rails' scores (1.0 for
 deterministic findings), 0.0 when clean.
 """

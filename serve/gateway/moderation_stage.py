@@ -10,7 +10,7 @@ only ever receives text that passed; whole answers are checked whole.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from guardrails.audit import AuditLog
@@ -28,7 +28,7 @@ from .moderation_results import moderation_response
 
 logger = logging.getLogger(__name__)
 
-Outputs = AsyncIterator[tuple[int, EngineOutput]]
+Outputs = AsyncGenerator[tuple[int, EngineOutput], None]
 
 
 def _unavailable() -> ServiceUnavailableError:
@@ -158,7 +158,7 @@ class ModerationStage:
                     self._audit.record(summary, request_id=check.request_id, team=check.principal.team.name, text="")
             if step.blocked:
                 check.stopped.add(index)
-                metrics.record_block(step.verdict.rail or "unknown", "stream_cut", check.policy.name,
+                metrics.record_block((step.verdict.rail if step.verdict else None) or "unknown", "stream_cut", check.policy.name,
                                      check.principal.team.name)
                 yield index, EngineOutput(text=text, num_tokens=output.num_tokens, finish_reason="content_filter")
                 continue

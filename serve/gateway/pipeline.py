@@ -12,27 +12,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardrails.policy import PolicyInfo
 from pydantic import BaseModel
+
+from guardrails.policy import PolicyInfo
 
 from .. import metrics
 from ..cache import CachedChoice, CachedResponse, Flight, PromptCache, cache_key, is_deterministic
 from ..engine.api import EngineClient, EngineOutput, EngineRequest
 from ..errors import InvalidRequestError, ModelNotFoundError, NotFoundError, PermissionDeniedError, api_error
+from ..logs import note
 from ..protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingRequest, Usage
 from ..tenancy.auth import Authenticator
 from ..tenancy.keys import Principal
 from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
+from ..tracing import Tracing
 from .adapter import EngineAdapter, PreparedRequest, new_request_id
 from .moderation_stage import ModerationStage, OutputCheck
 from .prompting import client_text_spots, texts_at, with_texts
 from .responses import (
-    ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed, system_fingerprint,
+    ChatShape,
+    ChoiceResult,
+    CompletionShape,
+    Events,
+    collect,
+    guard_stream,
+    primed,
+    system_fingerprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,6 +100,15 @@ class Tenancy:
     cache: PromptCache | None
 
 
+def _note_result(job: _Job, outcome: _Outcome, texts: list[str], tokens: list[int],
+                 reasons: list[str | None]) -> None:
+    """The request's result in its access record (before the response's last byte is sent)."""
+    first = outcome.first_token_at
+    note(prompt_tokens=job.prompt_tokens, completion_tokens=sum(tokens),
+         ttft_ms=None if first is None else (first - job.started_at) * 1000,
+         finish_reasons=[r or "" for r in reasons], completion=texts)
+
+
 class Pipeline:
     """Serves chat and text completions of one model to authenticated teams.
 
@@ -100,10 +119,12 @@ class Pipeline:
         model_fingerprint: Model id and revision (part of the cache key).
         tenancy: Keys, quotas, usage and the prompt cache.
         moderation: Input and output rails (None: moderation disabled).
+        tracing: A span per stage (off: no-ops). The access record gets its fields via logs.note.
     """
 
     def __init__(self, adapter: EngineAdapter, engine: EngineClient, served_model: str,
-                 model_fingerprint: str, tenancy: Tenancy, moderation: ModerationStage | None = None) -> None:
+                 model_fingerprint: str, tenancy: Tenancy, moderation: ModerationStage | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.adapter = adapter
         self.engine = engine
         self.served_model = served_model
@@ -111,11 +132,15 @@ class Pipeline:
         self.system_fingerprint = system_fingerprint(model_fingerprint)
         self.tenancy = tenancy
         self.moderation = moderation
+        self.tracing = tracing or Tracing()
         self._background: set[asyncio.Task] = set()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an ``Authorization`` header (401/503 otherwise)."""
-        return await self.tenancy.auth.authenticate(authorization)
+        with self.tracing.stage("authenticate"):
+            principal = await self.tenancy.auth.authenticate(authorization)
+        note(team=principal.team.name, key_id=principal.key_id)
+        return principal
 
     def models(self, principal: Principal) -> list[str]:
         """The served models this caller may use."""
@@ -135,6 +160,8 @@ class Pipeline:
             request = request.model_copy(update={"messages": [system, *request.messages]})
             first = 1
         request_id = new_request_id("chatcmpl")
+        note(model=request.model, stream=request.stream, completion_id=request_id,
+             prompt=[m.model_dump(mode="json") for m in request.messages])
         users = [m.text() for m in request.messages if m.role == "user"]
         context = users[-1] if users else ""
         # Every client-written text: contents (tool results too) and assistant tool-call arguments.
@@ -143,7 +170,8 @@ class Pipeline:
         masked = await self._check_inputs(principal, policy, texts, request_id, "messages")
         if masked != texts:
             request = request.model_copy(update={"messages": with_texts(request.messages, spots, masked)})
-        prepared = self.adapter.chat(request, request_id)  # the one tokenization
+        with self.tracing.stage("validate"):
+            prepared = self.adapter.chat(request, request_id)  # the one tokenization
         job = _Job.of([prepared], started_at, request.user)
         check = self._output_check(principal, policy, job, context)
         shape = ChatShape(request_id, self.served_model, prepared.tool_mode, self.system_fingerprint)
@@ -164,10 +192,12 @@ class Pipeline:
             )
         request_id = new_request_id("cmpl")
         prompts = request.prompts()
+        note(model=request.model, stream=request.stream, completion_id=request_id, prompt=prompts)
         masked = await self._check_inputs(principal, policy, prompts, request_id, "prompt")
         if masked != prompts:
             request = request.model_copy(update={"prompt": masked})
-        job = _Job.of(self.adapter.completion(request, request_id), started_at, request.user)  # the one tokenization
+        with self.tracing.stage("validate"):
+            job = _Job.of(self.adapter.completion(request, request_id), started_at, request.user)  # the one tokenization
         check = self._output_check(principal, policy, job, masked[-1])
         shape = CompletionShape(request_id, self.served_model, self.system_fingerprint)
         return await self._serve(principal, request, job, shape, use_cache, check)
@@ -187,7 +217,11 @@ class Pipeline:
         """The input rails on the client's texts, before tokenization: the texts to generate from."""
         if self.moderation is None or policy is None:
             return texts
-        return await self.moderation.check_inputs(principal, policy, texts, request_id, param)
+        with self.tracing.stage("input_rails", policy=policy.name):
+            masked = await self.moderation.check_inputs(principal, policy, texts, request_id, param)
+        if masked != texts:
+            note(moderation="input_masked")
+        return masked
 
     def _output_check(self, principal: Principal, policy: PolicyInfo | None, job: _Job,
                       context: str) -> OutputCheck | None:
@@ -206,14 +240,21 @@ class Pipeline:
     async def _serve(self, principal: Principal, request: SamplingRequest, job: _Job,
                      shape: ChatShape | CompletionShape, use_cache: bool, check: OutputCheck | None) -> Reply:
         # The quota is admitted on what is generated from: the moderated, tokenized request.
-        admission = await self.tenancy.quotas.admit(principal.team, job.token_budget())
+        with self.tracing.stage("admit", tokens=job.token_budget()):
+            admission = await self.tenancy.quotas.admit(principal.team, job.token_budget())
         policy_version = check.policy.version if check is not None else "none"
-        flight = await self._acquire(principal, job, shape.endpoint, request.stream, use_cache, policy_version)
+        with self.tracing.stage("cache_lookup") as span:
+            flight = await self._acquire(principal, job, shape.endpoint, request.stream, use_cache, policy_version)
+            if span is not None:
+                span.set_attribute("mistral_serve.cache", flight.status)
         metrics.record_cache(flight.status, principal.team.name)
+        note(cache=flight.status)
         headers = {**admission.headers, "x-cache": flight.status}
         if flight.entry is not None:
             events = self._replay(flight.entry)
             outcome = _Outcome(shape.endpoint, status=200, first_token_at=time.monotonic())
+            _note_result(job, outcome, [c.text for c in flight.entry.choices],
+                         [c.completion_tokens for c in flight.entry.choices], [c.finish_reason for c in flight.entry.choices])
             self._spawn(self._account(principal, admission, flight, job, flight.entry, outcome, cached=True))
         else:
             events = self._generate(principal, admission, flight, job, shape.endpoint, request.stream, check)
@@ -254,9 +295,11 @@ class Pipeline:
         # 499: the client went away (nginx's convention); replaced below when we know better.
         outcome = _Outcome(endpoint, status=499)
         outputs = self._outputs(job, check.stopped if check else set())
+        spans = [self.tracing.open_stage("generate", choices=len(job.sequences))]
         if check is not None and self.moderation is not None:
             stage = self.moderation.moderate_stream if stream else self.moderation.moderate_whole
             outputs = stage(outputs, check)
+            spans.append(self.tracing.open_stage("output_rails", policy=check.policy.name))
         try:
             async for index, output in outputs:
                 if outcome.first_token_at is None and output.num_tokens:
@@ -281,12 +324,21 @@ class Pipeline:
                 prompt_tokens=job.prompt_tokens,
             ) if cacheable else None
             used = sum(r.tokens for r in results)
+            _note_result(job, outcome, [r.text for r in results], [r.tokens for r in results],
+                         [r.finish_reason for r in results])
+            for span in spans:
+                span.end(completion_tokens=used, status=outcome.status)
             self._spawn(self._account(principal, admission, flight, job, answer, outcome, cached=False, used=used))
 
     async def _account(self, principal: Principal, admission: Admission, flight: Flight, job: _Job,
                        answer: CachedResponse | None, outcome: _Outcome, cached: bool,
                        used: int | None = None) -> None:
         """Stores the answer, returns unused reserved tokens, counts usage and metrics (after the reply)."""
+        with self.tracing.stage("account", cached=cached):
+            await self._settle(principal, admission, flight, job, answer, outcome, cached, used)
+
+    async def _settle(self, principal: Principal, admission: Admission, flight: Flight, job: _Job,
+                      answer: CachedResponse | None, outcome: _Outcome, cached: bool, used: int | None) -> None:
         completion_tokens = sum(c.completion_tokens for c in answer.choices) if answer else (used or 0)
         metrics.record_request(
             principal.team.name, outcome.endpoint, outcome.status, job.prompt_tokens, completion_tokens,
@@ -304,7 +356,7 @@ class Pipeline:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _outputs(self, job: _Job, stopped: set[int]) -> AsyncIterator[tuple[int, EngineOutput]]:
+    async def _outputs(self, job: _Job, stopped: set[int]) -> AsyncGenerator[tuple[int, EngineOutput], None]:
         """Interleaves the output streams of all sequences of a job; a choice whose index enters
         ``stopped`` (cut by a rail) stops generating."""
         if len(job.sequences) == 1:
@@ -324,7 +376,7 @@ class Pipeline:
                     if index in stopped:
                         break
                     await queue.put((index, output))
-            except Exception as exc:  # forwarded to the consumer, which re-raises it
+            except Exception as exc:  # noqa: BLE001 - forwarded to the consumer, which re-raises it
                 await queue.put(exc)
             finally:
                 await stream.aclose()

@@ -6,9 +6,10 @@ import hashlib
 import json
 import logging
 import time
-from importlib import metadata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from importlib import metadata
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -23,8 +24,8 @@ from ..protocol import (
     ChatDelta,
     Completion,
     CompletionChoice,
-    ToolCallDelta,
     FunctionCallDelta,
+    ToolCallDelta,
     Usage,
 )
 from .tool_calls import ToolMode, may_become_tool_calls, parse_tool_calls
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 DONE_EVENT = "data: [DONE]\n\n"
 
 # A stream of (choice index, output) pairs, closed by the request's usage.
-Events = AsyncIterator["tuple[int, EngineOutput] | Usage"]
+Events = AsyncGenerator["tuple[int, EngineOutput] | Usage", None]
 
 
 @dataclass
@@ -62,10 +63,16 @@ def sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"
 
 
-def client_finish_reason(reason: str | None) -> str:
+ClientFinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
+_CLIENT_REASONS: dict[str, ClientFinishReason] = {
+    "stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls",
+}
+
+
+def client_finish_reason(reason: str | None) -> ClientFinishReason:
     """Maps a finish reason to the API's; an engine failure or cancellation becomes an error."""
-    if reason in ("stop", "length", "content_filter", "tool_calls"):
-        return reason
+    if reason in _CLIENT_REASONS:
+        return _CLIENT_REASONS[reason]
     raise internal_error()
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..extras import MissingExtra
 from .kube import Clients, OpsError
 
 DEFAULT_NAME = "mistral-serve"
@@ -62,7 +63,7 @@ def _clients(args: argparse.Namespace) -> Clients:
 
 
 def _guard(run):
-    """Turns OpsError into a message and exit status 1."""
+    """Turns OpsError into a message and exit status 1 (2 when the [ops] extra is missing)."""
 
     def wrapper(args: argparse.Namespace) -> int:
         try:
@@ -70,6 +71,9 @@ def _guard(run):
         except OpsError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        except MissingExtra as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
 
     return wrapper
 
@@ -114,8 +118,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
             revoked = f" revoked {key['revoked']}" if key.get("revoked") else ""
             print(f"{key['key_id']}  team={key['team']}  models={','.join(key.get('models') or []) or 'all'}{revoked}")
     elif args.keys_command == "revoke":
-        revoked = api.revoke(args.key_id)
-        print(f"revoked {revoked['key_id']} (team {revoked['team']})")
+        gone = api.revoke(args.key_id)
+        print(f"revoked {gone['key_id']} (team {gone['team']})")
     else:
         print(json.dumps(api.usage(args.team, args.since), indent=2))
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..extras import require
 from .kube import Clients, OpsError, active_cluster, get_rayservice
 
 TOKEN_ENV = "MISTRAL_SERVE_ADMIN_TOKEN"
@@ -35,7 +36,7 @@ class UrlTransport:
         self._timeout = timeout_s
 
     def request(self, method, path, headers, body):
-        import httpx
+        httpx = require("httpx", "ops")
 
         response = httpx.request(method, self._base + path, headers=headers, content=body, timeout=self._timeout)
         return response.status_code, response.content

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..extras import require
+
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayservices"
 DASHBOARD_PORT = 8265
 
@@ -24,7 +26,7 @@ class Clients:
     @classmethod
     def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Clients:
         """Loads the in-cluster config when running in a pod, else the kubeconfig."""
-        from kubernetes import client, config
+        client, config = require("kubernetes.client", "ops"), require("kubernetes.config", "ops")
 
         try:
             config.load_incluster_config()
@@ -35,7 +37,7 @@ class Clients:
     @classmethod
     def of(cls, api_client) -> Clients:
         """Clients over an existing ApiClient (tests point one at a local server)."""
-        from kubernetes import client
+        client = require("kubernetes.client", "ops")
 
         return cls(api_client, client.CoreV1Api(api_client), client.CustomObjectsApi(api_client))
 

@@ -6,8 +6,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .kube import (DASHBOARD_PORT, Clients, active_cluster, get_rayservice, head_service, pending_cluster,
-                   service_proxy_get)
+from .kube import (
+    DASHBOARD_PORT,
+    Clients,
+    active_cluster,
+    get_rayservice,
+    head_service,
+    pending_cluster,
+    service_proxy_get,
+)
 
 
 @dataclass

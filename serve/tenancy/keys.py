@@ -9,12 +9,14 @@ Layout (all under ``ms:``):
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -113,7 +115,7 @@ class KeyStore:
         if updates:
             await self._redis.hset(key, mapping={k: str(v) for k, v in updates.items()})
         await self._redis.sadd("ms:teams", name)
-        return _team(name, await self._redis.hgetall(key))
+        return _team(name, cast("dict[str, str]", await self._redis.hgetall(key)))
 
     async def create(self, team: str, *, rpm: int | None = None, tpm: int | None = None,
                      policy: str | None = None, models: tuple[str, ...] = ()) -> tuple[str, KeyInfo]:
@@ -165,12 +167,12 @@ class KeyStore:
             models=tuple(json.loads(key_fields.get("models", "[]"))),
         )
 
-    async def teams(self) -> list[str]:
+    async def teams(self) -> builtins.list[str]:  # NOTE: `list` here is the method above
         """Names of all teams."""
-        return sorted(await self._redis.smembers("ms:teams"))
+        return sorted(cast("set[str]", await self._redis.smembers("ms:teams")))
 
 
-def _key_info(raw: str) -> KeyInfo:
+def _key_info(raw: str | bytes) -> KeyInfo:
     data = json.loads(raw)
     data["models"] = tuple(data.get("models", ()))
     return KeyInfo(**data)

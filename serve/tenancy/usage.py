@@ -44,7 +44,7 @@ class UsageRow:
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 class UsageRecorder:

@@ -18,7 +18,6 @@ from ops import alerts
 from ops.dashboards import proof
 
 
-
 @pytest.fixture(scope="module")
 def metrics_target(served) -> str:
     """host:port of the Ray node's metrics export port."""

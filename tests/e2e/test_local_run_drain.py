@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-
 STREAMS = 6
 
 

@@ -37,8 +37,8 @@ def test_moderations_endpoint_follows_the_team_policy(served, make_key):
     default = openai.OpenAI(base_url=served.base_url, api_key=served.api_key, max_retries=0)
     result = default.moderations.create(input=[INJECTION, EMAIL, "How do I kill a stuck process on Linux?"])
     assert [r.flagged for r in result.results] == [True, True, False]
-    assert result.results[0].categories.model_extra["prompt-injection"] is True
-    assert result.results[1].categories.model_extra["personal-data"] is True
+    assert result.results[0].categories.model_extra["prompt_injection"] is True
+    assert result.results[1].categories.model_extra["pii"] is True
     assert result.model.startswith("guardrails/default@")
     # The permissive policy has no input rail for personal data.
     permissive = openai.OpenAI(base_url=served.base_url, api_key=make_key("tools-team", policy="permissive"),
@@ -54,9 +54,9 @@ APP = "moderated"
 def blocky(served, tiny_model_dir, tmp_path_factory, client):
     """A gateway whose default policy denies a word that greedy decoding reaches mid-answer (after
     the first windows, which hold 32 + 64 characters, have passed)."""
-    from guardrails.policy import PACKAGED_POLICIES, load_policies
     from ray import serve
 
+    from guardrails.policy import PACKAGED_POLICIES, load_policies
     from serve.app import bind_moderation
     from serve.gateway.deployment import GatewayDeployment
 

@@ -200,7 +200,7 @@ async def test_client_disconnect_frees_the_generation_slot(async_client, served)
         model=served.model, messages=USER, max_tokens=1500, temperature=0, stream=True
     )
     received = 0
-    async for chunk in stream:
+    async for _chunk in stream:
         received += 1
         if received == 3:
             break

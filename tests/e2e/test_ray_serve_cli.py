@@ -12,8 +12,8 @@ import httpx
 import pytest
 import yaml
 
-from serve.serve_config import ray_serve_config
 from serve.config import load_config, packaged_config_path
+from serve.serve_config import ray_serve_config
 
 
 def small_config(name: str):

@@ -9,7 +9,7 @@ from guardrails.audit import AUDIT_LOGGER, AuditLog
 from guardrails.verdict import Finding, Verdict
 
 MASKED = Verdict("masked", "pii", "mail [EMAIL]", "default", "v1", "input",
-                 findings=(Finding("pii", "personal-data", "email", "mask", 5, 18, "[EMAIL]"),) * 2,
+                 findings=(Finding("pii", "pii", "email", "mask", 5, 18, "[EMAIL]"),) * 2,
                  failed_rails=("self_check_input",))
 
 

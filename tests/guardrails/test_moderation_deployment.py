@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from serve.config import ModerationConfig
 from guardrails.deployment import ModerationDeployment
 from guardrails.policy import PACKAGED_POLICIES, PolicyError
+from serve.config import ModerationConfig
 
 Deployment = ModerationDeployment.func_or_class  # the plain class under Ray's decorator
 

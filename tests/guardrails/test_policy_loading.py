@@ -14,7 +14,7 @@ from guardrails.policy_settings import GUARDRAIL_SYSTEM_PROMPT
 def test_packaged_policies_load(policies):
     assert policies.names() == ["default", "permissive", "strict"]
     default, strict = policies.get("default"), policies.get("strict")
-    assert [r.name for r in default.input_rails] == ["personal_data", "secrets", "prompt_injection", "denied_terms"]
+    assert [r.name for r in default.input_rails] == ["personal_data", "secrets", "prompt_injection", "classifier", "harmful_request", "denied_terms"]
     assert [r.name for r in default.output_rails] == ["personal_data", "secrets", "code_injection", "denied_terms"]
     assert not default.needs_llm and strict.needs_llm
     assert [r.name for r in strict.input_rails][-1] == "self_check_input"

@@ -13,7 +13,7 @@ def verdict(action="allowed", rail=None, findings=(), scores=None, failed=False)
 
 def test_actions_and_flags():
     assert verdict().allowed and not verdict().blocked and not verdict().flagged
-    masked = verdict("masked", "pii", [Finding("pii", "personal-data", "email", "mask", 0, 3, "[EMAIL]")])
+    masked = verdict("masked", "pii", [Finding("pii", "pii", "email", "mask", 0, 3, "[EMAIL]")])
     assert masked.allowed and masked.flagged
     assert verdict("blocked", "secrets").blocked and not verdict("blocked", "secrets").allowed
 
@@ -31,7 +31,7 @@ def test_a_block_without_findings_flags_its_rail_and_a_failed_one_flags_moderati
 
 def test_spans_and_pickling():
     assert Finding("r", "c", "k", "mask", 2, 5).has_span and not Finding("r", "c", "k", "mask").has_span
-    v = verdict("masked", "pii", [Finding("pii", "personal-data", "email", "mask", 0, 3)])
+    v = verdict("masked", "pii", [Finding("pii", "pii", "email", "mask", 0, 3)])
     assert pickle.loads(pickle.dumps(v)) == v  # Ray pickles verdicts between deployments
 
 

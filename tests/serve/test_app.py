@@ -8,8 +8,8 @@ from guardrails.metrics import LABELS
 from serve.app import bind_moderation
 from serve.config import ModerationConfig
 from serve.engine.client import RayEngineClient
-from serve.prompts.loader import load_prompt_encoder
 from serve.metrics import moderation_metrics
+from serve.prompts.loader import load_prompt_encoder
 
 
 def test_the_moderation_deployment_gets_the_engine_client_prompt_encoder_and_metrics():

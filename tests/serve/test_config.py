@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from serve.config import AppConfig, DEFAULT_MODEL_ID, load_config, packaged_config_path
+from serve.config import DEFAULT_MODEL_ID, AppConfig, load_config, packaged_config_path
 
 
 @pytest.mark.parametrize("name", ["local", "mistral-7b"])

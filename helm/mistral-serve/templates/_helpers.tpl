@@ -262,20 +262,77 @@ mistral_serve_gateway
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* The application's args: the AppConfig as JSON. */}}
+{{/* The application's args: the AppConfig as JSON, less what Ray Serve applies in place (the
+     deployment sections go to deployments[], Serve's logging settings to logging_config; see
+     serve/serve_config.py): a change there keeps the running replicas. */}}
 {{- define "mistral-serve.appArgs" -}}
 {{- $args := include "mistral-serve.snakeKeys" .Values.serve | fromJson -}}
+{{- range $section := list "engine" "gateway" "moderation" -}}
+{{- if hasKey $args $section -}}
+{{- $_ := unset (index $args $section) "deployment" -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $args "logging" -}}
+{{- $_ := set $args "logging" (omit (index $args "logging") "encoding" "level" "access_log") -}}
+{{- end -}}
 {{- if and .Values.moderation.policies (hasKey $args "moderation") (not (index $args "moderation" "policies_dir")) -}}
 {{- /* The policies of the ConfigMap replace the packaged ones. */ -}}
 {{- $_ := set (index $args "moderation") "policies_dir" "/etc/mistral-serve/policies" -}}
 {{- end -}}
-{{- $_ := set (index $args "gateway") "deployment" (include "mistral-serve.snakeKeys" (include "mistral-serve.gatewayDeployment" . | fromJson) | fromJson) -}}
 {{- toJson $args -}}
 {{- end -}}
 
-{{/* serveConfigV2: the shape of `mistral-serve ray-config` (serve/serve_config.py ray_serve_config). */}}
+{{/* Ray Serve's options of one deployment, as serve/config.py DeploymentOptions.serve_options
+     derives them: unset numbers from the capacity C = maxOngoingRequests / 2 (queue bound C,
+     autoscaling target 0.75 C). Argument: dict "name", "options" (the camelCase deployment
+     values) and "defaultMaxOngoing". */}}
+{{- define "mistral-serve.deploymentOptions" -}}
+{{- $o := .options -}}
+{{- $maxOngoing := int .defaultMaxOngoing -}}
+{{- if not (kindIs "invalid" $o.maxOngoingRequests) }}{{ $maxOngoing = int $o.maxOngoingRequests }}{{ end -}}
+{{- $capacity := max 1 (div $maxOngoing 2) -}}
+{{- $queued := $capacity -}}
+{{- if not (kindIs "invalid" $o.maxQueuedRequests) }}{{ $queued = int $o.maxQueuedRequests }}{{ end -}}
+{{- $actor := dict "num_cpus" $o.numCpus "num_gpus" $o.numGpus -}}
+{{- if $o.resources }}{{ $_ := set $actor "resources" $o.resources }}{{ end -}}
+{{- $backpressure := dict "status_code" (int $o.backpressure.statusCode) "retry_after_s" $o.backpressure.retryAfterS -}}
+{{- $out := dict "name" .name "ray_actor_options" $actor "max_ongoing_requests" $maxOngoing "max_queued_requests" $queued "backpressure_config" $backpressure "graceful_shutdown_timeout_s" $o.gracefulShutdownTimeoutS "health_check_period_s" $o.healthCheckPeriodS -}}
+{{- if and $o.autoscaling $o.autoscaling.enabled -}}
+{{- $autoscaling := dict -}}
+{{- range $key, $value := omit $o.autoscaling "enabled" -}}
+{{- if not (kindIs "invalid" $value) }}{{ $_ := set $autoscaling (snakecase $key) $value }}{{ end -}}
+{{- end -}}
+{{- if not (hasKey $autoscaling "target_ongoing_requests") }}{{ $_ := set $autoscaling "target_ongoing_requests" (mulf 0.75 $capacity) }}{{ end -}}
+{{- $_ := set $out "autoscaling_config" $autoscaling -}}
+{{- else -}}
+{{- $_ := set $out "num_replicas" (int $o.numReplicas) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* deployments[] of the application (serve/serve_config.py deployment_options). */}}
+{{- define "mistral-serve.deployments" -}}
+{{- $serve := .Values.serve -}}
+{{- $gateway := include "mistral-serve.gatewayDeployment" . | fromJson -}}
+{{- $items := list (include "mistral-serve.deploymentOptions" (dict "name" "Gateway" "options" $gateway "defaultMaxOngoing" 256) | fromJson) -}}
+{{- $items = append $items (include "mistral-serve.deploymentOptions" (dict "name" "Engine" "options" $serve.engine.deployment "defaultMaxOngoing" (mul 2 (int $serve.engine.maxBatchSize))) | fromJson) -}}
+{{- if $serve.moderation.enabled -}}
+{{- $items = append $items (include "mistral-serve.deploymentOptions" (dict "name" "Moderation" "options" $serve.moderation.deployment "defaultMaxOngoing" 64) | fromJson) -}}
+{{- end -}}
+{{- toJson (dict "items" $items) -}}
+{{- end -}}
+
+{{/* Ray Serve's logging_config of the application (serve/config.py LoggingConfig). */}}
+{{- define "mistral-serve.loggingConfig" -}}
+{{- $logging := .Values.serve.logging | default dict -}}
+{{- $access := true -}}
+{{- if not (kindIs "invalid" $logging.accessLog) }}{{ $access = $logging.accessLog }}{{ end -}}
+{{- toJson (dict "encoding" ($logging.encoding | default "JSON") "log_level" ($logging.level | default "INFO") "enable_access_log" $access) -}}
+{{- end -}}
+
+{{/* serveConfigV2: the shape of `mistral-serve ray-config` (serve/serve_config.py). */}}
 {{- define "mistral-serve.serveConfig" -}}
-{{- $app := dict "name" .Values.serve.name "route_prefix" "/" "import_path" "serve.app:build_app" "args" (include "mistral-serve.appArgs" . | fromJson) -}}
+{{- $app := dict "name" .Values.serve.name "route_prefix" "/" "import_path" "serve.app:build_app" "args" (include "mistral-serve.appArgs" . | fromJson) "logging_config" (include "mistral-serve.loggingConfig" . | fromJson) "deployments" (include "mistral-serve.deployments" . | fromJson).items -}}
 {{- $config := dict "proxy_location" "EveryNode" "http_options" (dict "host" "0.0.0.0" "port" (int .Values.api.port)) "applications" (list $app) -}}
 {{- toYaml $config -}}
 {{- end -}}

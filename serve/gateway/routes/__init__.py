@@ -8,21 +8,25 @@ drain's in-flight count is middleware (:mod:`serve.gateway.drain`).
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from ... import __version__
+from ...logs import AccessLogMiddleware
 from ...protocol import ErrorResponse
+from ...tracing import TracingMiddleware
 from ..drain import DrainReporter, InFlightMiddleware
 from ..error_handlers import install_error_handlers
 from ..pipeline import Pipeline
 from . import chat, completions, health, models, moderations
 
-_ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 429, 500, 503)}
 ROUTERS = (chat.router, completions.router, moderations.router, models.router, health.router)
 
 
 def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | None = None,
-               drain: DrainReporter | None = None) -> FastAPI:
+               drain: DrainReporter | None = None, log_text: bool = False) -> FastAPI:
     """Builds the FastAPI app of the gateway.
 
     Args:
@@ -30,6 +34,7 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
         started_at: Unix time the model was loaded (the ``created`` of ``/v1/models``).
         admin_router: The ``/admin`` routes, when enabled.
         drain: Counts in-flight requests and refuses new ones while the application drains.
+        log_text: Put prompt and completion text in the access records.
     """
 
     @contextlib.asynccontextmanager
@@ -43,7 +48,7 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
     app = FastAPI(
         title="mistral-serve",
         description="OpenAI-compatible API for Mistral-7B-Instruct on Ray Serve.",
-        version="0.1.0",
+        version=__version__,
         responses=_ERROR_RESPONSES,
         lifespan=lifespan,
     )
@@ -51,6 +56,9 @@ def create_app(pipeline: Pipeline, started_at: int, admin_router: APIRouter | No
     install_error_handlers(app)
     if drain is not None:
         app.add_middleware(InFlightMiddleware, state=drain.state)
+    # NOTE: added last, so outermost: they see every response, the refusals of the ones above too.
+    app.add_middleware(TracingMiddleware, tracing=pipeline.tracing)
+    app.add_middleware(AccessLogMiddleware, include_text=log_text)
     if admin_router is not None:
         app.include_router(admin_router)
     for router in ROUTERS:

@@ -8,9 +8,9 @@ import pytest
 from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 
-from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
-from serve.engine.errors import EngineOverloaded, EngineUnavailable
 from serve.engine.client import RayEngineClient
+from serve.engine.errors import EngineOverloaded, EngineUnavailable
+from serve.engine.types import EngineOutput, EngineRequest, SamplingParams
 
 REQUEST = EngineRequest("r", (1, 2), SamplingParams(max_tokens=2))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serve.gateway.adapter import EngineAdapter
 from serve.errors import ContextLengthExceededError, InvalidRequestError
+from serve.gateway.adapter import EngineAdapter
 from serve.protocol import ChatCompletionRequest, CompletionRequest
 
 

@@ -18,8 +18,8 @@ async def test_response_parses_with_the_openai_client_types(offline):
     assert [r.flagged for r in parsed.results] == [False, True, True]
     clean, pii, injection = body["results"]
     assert set(OPENAI_CATEGORIES) <= set(clean["categories"]) and not any(clean["categories"].values())
-    assert pii["categories"]["personal-data"] and pii["category_scores"]["personal-data"] == 1.0
-    assert injection["categories"]["prompt-injection"] and 0.5 <= injection["category_scores"]["prompt-injection"] <= 1
+    assert pii["categories"]["pii"] and pii["category_scores"]["pii"] == 1.0
+    assert injection["categories"]["prompt_injection"] and 0.5 <= injection["category_scores"]["prompt_injection"] <= 1
     assert set(clean["categories"]) == set(clean["category_scores"]) == set(clean["category_applied_input_types"])
 
 

@@ -10,7 +10,14 @@ from serve.engine.errors import EngineOverloaded
 from serve.engine.types import EngineOutput
 from serve.errors import InternalError
 from serve.gateway.responses import (
-    DONE_EVENT, ChatShape, CompletionShape, client_finish_reason, collect, guard_stream, primed, sse,
+    DONE_EVENT,
+    ChatShape,
+    CompletionShape,
+    client_finish_reason,
+    collect,
+    guard_stream,
+    primed,
+    sse,
 )
 from serve.protocol import Usage
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from serve.config import TenancyConfig
-from serve.gateway.adapter import EngineAdapter
-from serve.engine.types import EngineOutput
 from serve.engine.errors import EngineOverloaded, EngineUnavailable
+from serve.engine.types import EngineOutput
+from serve.gateway.adapter import EngineAdapter
 from serve.gateway.drain import DrainReporter, DrainState
 from serve.gateway.pipeline import Pipeline, Tenancy
 from serve.gateway.routes import create_app

@@ -63,7 +63,7 @@ async def test_usage_is_counted_per_team_and_key(gate):
         {"team": "usage-team", "key_id": info.key_id, "requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
          "cached_requests": 1, "total_tokens": 30},
     ]
-    week_ago = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=7)
+    week_ago = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=7)
     assert (await usage_report(gate.client, ["usage-team"], since=week_ago))[0].requests == 2
     with pytest.raises(ValueError):
         await usage_report(gate.client, ["usage-team"], since=week_ago + dt.timedelta(days=30))
@@ -76,7 +76,7 @@ async def test_usage_is_also_counted_per_end_user(gate):
     recorder = UsageRecorder(gate)
     await recorder.record(principal, 7, 3, cached=False, user="end-user-1")
     await recorder.record(principal, 1, 1, cached=False)  # no user: team and key only
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = dt.datetime.now(dt.UTC).date().isoformat()
     counts = await gate.client.hgetall(f"ms:usage:user:user-team:end-user-1:{day}")
     assert {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in counts.items()} == {
         "requests": 1, "prompt_tokens": 7, "completion_tokens": 3, "cached_requests": 0}
