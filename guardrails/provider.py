@@ -1,13 +1,14 @@
 """The NeMo Guardrails LLM provider that calls the served Mistral (the Engine deployment).
 
 Model-based rails (self check input/output) call NeMo's ``LLMModel`` interface; this provider
-implements it by rendering the prompt with the served model's chat template, tokenizing it, and
-streaming an :class:`~serve.engine.api.EngineRequest` from the Engine deployment through the
+implements it by encoding the prompt with the served model's prompt encoder (Mistral's format
+through mistral-common for Mistral models, so text quoted from a user can never close the judge's
+turn or forge its answer: it is always text), and streaming an :class:`~serve.engine.api.EngineRequest` from the Engine deployment through the
 injected :class:`~serve.engine.api.EngineClient`: no external API, no second copy of the weights.
 
 Registration is explicit (no import-time side effects)::
 
-    register_engine_provider(RayEngineClient(engine_handle), tokenizer)
+    register_engine_provider(RayEngineClient(engine_handle), prompt_encoder)
 
 after which any policy with ``models: [{type: main, engine: mistral_serve, model: ...}]`` gets an
 :class:`EngineLLM` from NeMo's provider registry.
@@ -23,7 +24,7 @@ from typing import Any
 from nemoguardrails import register_provider
 from nemoguardrails.types import ChatMessage, LLMResponse, LLMResponseChunk, UsageInfo
 
-from serve.engine.api import EngineClient, EngineFailure, EngineRequest, SamplingParams
+from serve.engine.api import EngineClient, EngineFailure, EngineRequest, PromptEncoder, SamplingParams
 
 PROVIDER_NAME = "mistral_serve"
 # NeMo asks for `lowest_temperature` (0.001) to mean "as deterministic as possible": greedy here.
@@ -46,7 +47,7 @@ class EngineLLM:
 
     Args:
         backend: Where sequences are generated.
-        tokenizer: The served model's tokenizer (carries the chat template).
+        encoder: The served model's prompt encoder (the gateway's own, injected by the app builder).
         model: Model name (from the policy's ``models`` entry).
         max_model_len: Context limit; longer prompts are refused before reaching the engine.
         default_max_tokens: Completion tokens when NeMo asks for none.
@@ -55,14 +56,14 @@ class EngineLLM:
     def __init__(
         self,
         backend: EngineClient,
-        tokenizer: Any,
+        encoder: PromptEncoder,
         model: str,
         max_model_len: int | None = None,
         default_max_tokens: int = 16,
         **_: Any,
     ) -> None:
         self._backend = backend
-        self._tokenizer = tokenizer
+        self._encoder = encoder
         self._model = model
         self._max_model_len = max_model_len
         self._default_max_tokens = default_max_tokens
@@ -104,10 +105,10 @@ class EngineLLM:
         )
 
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
-        encoded = self._tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=True, return_dict=True
-        )
-        return list(encoded["input_ids"])
+        try:
+            return list(self._encoder.encode_chat(messages))
+        except ValueError as exc:  # the prompt's roles or order do not fit the format
+            raise EngineLLMError(f"moderation prompt cannot be encoded: {exc}") from None
 
     def _fitted(self, messages: list[dict[str, str]], max_tokens: int) -> tuple[int, ...]:
         """The prompt's token ids, trimmed to fit the context with ``max_tokens`` to spare.
@@ -126,12 +127,12 @@ class EngineLLM:
             if excess <= 0:
                 return tuple(ids)
             longest = max(range(len(messages)), key=lambda i: len(messages[i]["content"]))
-            content = self._tokenizer.encode(messages[longest]["content"], add_special_tokens=False)
+            content = self._encoder.tokenize(messages[longest]["content"])
             keep = len(content) - excess - _TRIM_MARKER_TOKENS
             if keep < _MIN_KEPT_TOKENS:
                 break
             head, tail = content[: keep // 2], content[len(content) - (keep - keep // 2):]
-            trimmed = self._tokenizer.decode(head) + _TRIM_MARKER + self._tokenizer.decode(tail)
+            trimmed = self._encoder.decode(head) + _TRIM_MARKER + self._encoder.decode(tail)
             messages = [*messages[:longest], {**messages[longest], "content": trimmed}, *messages[longest + 1:]]
             ids = self._encode(messages)
         raise EngineLLMError(f"moderation prompt of {len(ids)} tokens cannot be trimmed to the context")
@@ -176,11 +177,11 @@ class EngineLLM:
 
 
 def register_engine_provider(
-    backend: EngineClient, tokenizer: Any, *, max_model_len: int | None = None, name: str = PROVIDER_NAME
+    backend: EngineClient, encoder: PromptEncoder, *, max_model_len: int | None = None, name: str = PROVIDER_NAME
 ) -> None:
     """Registers the provider ``name`` in NeMo's active LLM framework, bound to ``backend``.
 
     NeMo then creates an :class:`EngineLLM` for every policy model with ``engine: <name>``; the
     model entry's ``parameters`` are passed as keyword arguments (e.g. ``default_max_tokens``).
     """
-    register_provider(name, functools.partial(EngineLLM, backend, tokenizer, max_model_len=max_model_len))
+    register_provider(name, functools.partial(EngineLLM, backend, encoder, max_model_len=max_model_len))

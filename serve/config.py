@@ -41,6 +41,12 @@ class ModelConfig(StrictConfig):
         default="mistral-7b-instruct",
         description="The `model` name clients send; also listed by GET /v1/models.",
     )
+    prompt_format: Literal["auto", "mistral", "hf"] = Field(
+        default="auto",
+        description="How chat prompts are encoded: `mistral` with mistral-common (client text is always "
+        "text; tools in Mistral's format), `hf` with the checkpoint's chat template, `auto`: `mistral` for "
+        "a checkpoint shipping a mistral-common tokenizer or a Mistral hub id, else `hf`.",
+    )
 
 
 class AutoscalingConfig(StrictConfig):

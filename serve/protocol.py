@@ -9,7 +9,34 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, Field, field_validator, model_serializer, model_validator
+
+from .protocol_base import RequestModel
+from .protocol_moderations import (
+    MAX_MODERATION_INPUTS,
+    OPENAI_CATEGORIES,
+    ModerationRequest,
+    ModerationResponse,
+    ModerationResult,
+)
+from .protocol_tools import (
+    FunctionCall,
+    FunctionCallDelta,
+    FunctionDefinition,
+    JsonSchemaFormat,
+    NamedFunction,
+    NamedToolChoice,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+)
+
+__all__ = [  # the tool and moderation models are re-exported: callers import every OpenAI model from here
+    "MAX_MODERATION_INPUTS", "OPENAI_CATEGORIES", "ModerationRequest", "ModerationResponse", "ModerationResult",
+    "FunctionCall", "FunctionCallDelta", "FunctionDefinition", "JsonSchemaFormat", "NamedFunction",
+    "NamedToolChoice", "ResponseFormat", "Tool", "ToolCall", "ToolCallDelta",
+]
 
 MAX_STOP_SEQUENCES = 4
 # Prompts in one /v1/completions request; the gateway also bounds prompts x n by gateway.max_choices.
@@ -18,46 +45,37 @@ MAX_PROMPTS = 128
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
 
-def _has_lone_surrogate(value: object) -> bool:
-    if isinstance(value, str):
-        # Fast path: only strings that cannot be encoded can hold a lone surrogate.
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, (list, tuple)):
-        return any(_has_lone_surrogate(item) for item in value)
-    return False
+# OpenAI request fields this server does not implement: a request that sets one (to anything but
+# null/false) is refused with a 400 naming it, never served as if it had not been sent.
+UNSUPPORTED_FIELDS = (
+    "functions", "function_call", "audio", "modalities", "prediction", "web_search_options",
+    "reasoning_effort", "service_tier", "store", "metadata", "best_of",
+)
 
 
-class _Request(BaseModel):
-    # NaN and infinities (which Python's JSON parser accepts) are never valid parameters.
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_lone_surrogates(cls, value: object) -> object:
-        # JSON may escape a lone UTF-16 surrogate ("\ud800"); it is not text, no tokenizer or
-        # encoder takes it, so it is refused here with a 400 naming the field.
-        if _has_lone_surrogate(value):
-            raise ValueError("the text contains an invalid Unicode code point (a lone surrogate)")
-        return value
-
-
-class TextContentPart(_Request):
+class TextContentPart(RequestModel):
     """A ``{"type": "text", "text": ...}`` content part."""
 
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(_Request):
+class ChatMessage(RequestModel):
     """One message of a chat conversation."""
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_fields(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("messages with role `tool` need a `tool_call_id`")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry `tool_calls`")
+        return self
 
     def text(self) -> str:
         """The message content as one string (text parts joined)."""
@@ -68,13 +86,13 @@ class ChatMessage(_Request):
         return "".join(part.text for part in self.content)
 
 
-class StreamOptions(_Request):
+class StreamOptions(RequestModel):
     """``stream_options`` of a streaming request."""
 
     include_usage: bool = False
 
 
-class SamplingRequest(_Request):
+class SamplingRequest(RequestModel):
     """Fields shared by chat and text completions."""
 
     model: str
@@ -88,11 +106,29 @@ class SamplingRequest(_Request):
     seed: Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)] | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
-    logprobs: bool | None = None
-    user: str | None = None
+    logprobs: bool | int | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    user: Annotated[str, Field(max_length=256)] | None = None
     # vLLM's extra body fields (the `openai` client's `extra_body`): benchmarks fix output length.
     ignore_eos: bool = False
     min_tokens: Annotated[int, Field(ge=0)] = 0
+    # Names of UNSUPPORTED_FIELDS the request set; the adapter refuses them (400, param = the name).
+    unsupported: list[str] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_unsupported(cls, data):
+        if isinstance(data, dict):
+            data = {**data, "unsupported": [k for k in UNSUPPORTED_FIELDS if data.get(k) not in (None, False)]}
+        return data
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias_keys(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not all(key.isdigit() for key in value):
+            raise ValueError("`logit_bias` keys must be token ids")
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -122,6 +158,35 @@ class ChatCompletionRequest(SamplingRequest):
 
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+
+    @model_validator(mode="after")
+    def _tool_choice(self) -> ChatCompletionRequest:
+        names = [tool.function.name for tool in self.tools or []]
+        choice = self.tool_choice
+        if choice is not None and choice != "none" and choice != "auto" and not names:
+            raise ValueError("`tool_choice` needs `tools`")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"`tool_choice` names the function {choice.function.name!r}, which is not in `tools`")
+        if len(set(names)) != len(names):
+            raise ValueError("function names in `tools` must be unique")
+        return self
+
+    def tool_mode(self) -> Literal["none", "auto", "forced"]:
+        """``none``: no tools offered; ``auto``: the model may call one; ``forced``: it must."""
+        if not self.tools or self.tool_choice == "none":
+            return "none"
+        return "auto" if self.tool_choice in (None, "auto") else "forced"
+
+    def forced_tools(self) -> list[Tool]:
+        """The tools a forced tool choice may call (the named one, or all)."""
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice):
+            return [t for t in self.tools or [] if t.function.name == choice.function.name]
+        return list(self.tools or [])
 
     @model_validator(mode="after")
     def _merge_max_tokens(self) -> ChatCompletionRequest:
@@ -169,14 +234,22 @@ class Usage(BaseModel):
         )
 
 
-FinishReason = Literal["stop", "length", "content_filter"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
 class AssistantMessage(BaseModel):
-    """The generated message of a chat choice."""
+    """The generated message of a chat choice (``content`` is null when it calls tools)."""
 
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_calls(self, handler):
+        body = handler(self)
+        if body.get("tool_calls") is None:
+            body.pop("tool_calls", None)
+        return body
 
 
 class ChatChoice(BaseModel):
@@ -205,6 +278,7 @@ class ChatDelta(BaseModel):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler):
@@ -285,41 +359,3 @@ class ErrorResponse(BaseModel):
 
 
 # ---- /v1/moderations ------------------------------------------------------------------------
-
-# OpenAI's moderation categories: always present in a result, so clients that parse them work.
-OPENAI_CATEGORIES: tuple[str, ...] = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
-    "violence/graphic",
-)
-MAX_MODERATION_INPUTS = 64
-
-
-class ModerationRequest(_Request):
-    """The ``POST /v1/moderations`` body; unknown fields are ignored, as for the other routes."""
-
-    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_MODERATION_INPUTS)] = Field(
-        description="A text or a list of texts to classify."
-    )
-    model: str | None = Field(default=None, description="Ignored: the caller's policy decides the rails.")
-
-    def texts(self) -> list[str]:
-        """The input(s) as a list."""
-        return [self.input] if isinstance(self.input, str) else list(self.input)
-
-
-class ModerationResult(BaseModel):
-    """The classification of one input."""
-
-    flagged: bool
-    categories: dict[str, bool]
-    category_scores: dict[str, float]
-    category_applied_input_types: dict[str, list[Literal["text"]]]
-
-
-class ModerationResponse(BaseModel):
-    """The ``POST /v1/moderations`` response body."""
-
-    id: str
-    model: str
-    results: list[ModerationResult]

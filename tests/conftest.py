@@ -34,6 +34,14 @@ def tiny_tokenizer(tiny_model_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):
+    """The tiny checkpoint's prompt encoder (Mistral's v3 format through mistral-common)."""
+    from serve.prompts.loader import load_prompt_encoder
+
+    return load_prompt_encoder(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
     """The tiny checkpoint's model on the CPU, fp32, SDPA attention."""
     from transformers import AutoModelForCausalLM

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from serve.netutil import free_port
 
-from . import engine_compare, engine_sweep, load, quant, tenancy
+from . import constrained, engine_compare, engine_sweep, load, quant, tenancy
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "results"
 _API_KEY = re.compile(r"OPENAI_API_KEY=(\S+)")
@@ -369,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         print("quantization modes ...", flush=True)
         results["quantization"] = quant.measure()
         print(quant.format_report(results["quantization"]), flush=True)
+        print(f"constrained decoding overhead: {args.concurrency} sequences x 64 tokens ...", flush=True)
+        results["constrained"] = constrained.compare(tokens=64, concurrency=args.concurrency)
     if not args.skip_load:
         log_path = args.out_dir / "service.log"
         print(f"starting mistral-serve (log: {log_path}) ...", flush=True)
@@ -397,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot(results, png_path)
     print_summary(results)
+    if results.get("constrained"):
+        print(constrained.format_report(results["constrained"]))
     if results.get("tenancy"):
         tenancy.print_report(results["tenancy"]["cache"], results["tenancy"]["overhead"])
     print(f"wrote {json_path} and {png_path}")

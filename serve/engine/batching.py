@@ -19,14 +19,15 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 import torch
 
+from .constraints import JsonConstraint, Penalties, mask_rows
 from .prefix_cache import PrefixCache
 from .runner import ModelRunner, PrefillRow
 from .sampling import make_generator, mask_tokens, sample_next_tokens, token_logprobs
-from .sequence import Sequence, Sink, next_output, on_token_telemetry
+from .sequence import GenerationHandle, Sequence, Sink, eos_token_ids, next_output, on_token_telemetry
 from .telemetry import EngineTelemetry
 from .text import IncrementalDetokenizer, StopStringFilter
 from .types import EngineOutput, EngineRequest, EngineStats
@@ -34,19 +35,6 @@ from .types import EngineOutput, EngineRequest, EngineStats
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchingEngine", "GenerationHandle", "Sink"]
-
-
-class GenerationHandle:
-    """Lets the submitter cancel its sequence; the engine drops it before the next token."""
-
-    def __init__(self, sequence: Sequence, engine: BatchingEngine) -> None:
-        self._sequence = sequence
-        self._engine = engine
-
-    def cancel(self) -> None:
-        """Stops generating; no more outputs are delivered (safe from any thread)."""
-        self._sequence.cancelled = True
-        self._engine._wake()
 
 
 class BatchingEngine:
@@ -78,7 +66,7 @@ class BatchingEngine:
                                   static_shapes=static_shapes, compile_decode=compile_decode)
         self.device = self.runner.device
         self.prefix_cache = PrefixCache(prefix_block_size, prefix_cache_bytes) if prefix_cache_bytes else None
-        self._eos_ids = frozenset(_eos_token_ids(model, tokenizer))
+        self._eos_ids = frozenset(eos_token_ids(model, tokenizer))
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._prefilling: list[Sequence] = []
         self._running: list[Sequence] = []
@@ -122,16 +110,24 @@ class BatchingEngine:
         """Queues a request; ``sink`` receives its outputs on the engine thread.
 
         Raises:
-            ValueError: the prompt plus ``max_tokens`` exceed ``max_model_len``.
+            ValueError: the prompt plus ``max_tokens`` exceed ``max_model_len``, or the JSON
+                schema cannot be compiled (:class:`~serve.engine.constraints.ConstraintError`).
         """
         needed = len(request.prompt_token_ids) + request.sampling.max_tokens
         if not request.prompt_token_ids or needed > self.max_model_len:
             raise ValueError(f"request needs {needed} tokens of context, the limit is {self.max_model_len}")
         sequence = Sequence(
             request=request, sink=sink,
-            detokenizer=IncrementalDetokenizer(self.tokenizer, request.prompt_token_ids),
+            detokenizer=IncrementalDetokenizer(
+                self.tokenizer, request.prompt_token_ids, request.sampling.show_token_ids
+            ),
             stop_filter=StopStringFilter(request.sampling.stop),
             generator=make_generator(request.sampling.seed, self.device),
+            constraint=None if request.sampling.json_schema is None else JsonConstraint(
+                self.tokenizer, request.sampling.json_schema, self.model.config.vocab_size
+            ),
+            penalties=Penalties(request.sampling.presence_penalty, request.sampling.frequency_penalty)
+            if request.sampling.presence_penalty or request.sampling.frequency_penalty else None,
             submitted_at=time.monotonic(),
         )
         with self._lock:
@@ -140,7 +136,7 @@ class BatchingEngine:
             self._waiting.append(sequence)
             self._stats.started += 1
             self._lock.notify_all()
-        return GenerationHandle(sequence, self)
+        return GenerationHandle(sequence, self._wake)
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
         """Streams the outputs of one request; closing the iterator cancels the request.
@@ -307,6 +303,10 @@ class BatchingEngine:
             if token is None:
                 continue
             try:
+                if sequence.constraint is not None:
+                    sequence.constraint.accept(token)
+                if sequence.penalties is not None:
+                    sequence.penalties.accept(token)
                 is_eos = token in self._eos_ids and not sequence.request.sampling.ignore_eos
                 output = next_output(sequence, token, logprob, is_eos=is_eos, max_model_len=self.max_model_len)
                 on_token_telemetry(sequence, self.telemetry)
@@ -330,10 +330,22 @@ class BatchingEngine:
                 logger.exception("logits processor failed for sequence %s", sequence.request.request_id)
                 self._finish(sequence, "error")
                 failed.append(row)
-        if not failed:
+        if failed:
+            keep = [i for i in range(len(live)) if i not in failed]
+            logits = logits.index_select(0, torch.as_tensor(keep, device=logits.device))
+            live = [live[i] for i in keep]
+        return self._mask(live, logits)
+
+    def _mask(self, live: list[Sequence], logits: torch.Tensor) -> tuple[torch.Tensor, list[Sequence]]:
+        """Penalties, logit bias and grammar constraints (batched; a row whose grammar fails is failed alone)."""
+        if not any(s.constraint is not None or s.penalties is not None or s.request.sampling.logit_bias
+                   for s in live):
             return logits, live
-        keep = [i for i in range(len(live)) if i not in failed]
-        return logits.index_select(0, torch.as_tensor(keep, device=logits.device)), [live[i] for i in keep]
+        logits, failed = mask_rows(logits, [s.constraint for s in live],
+                                   [s.request.sampling.logit_bias for s in live], [s.penalties for s in live])
+        for row in failed:
+            self._finish(live[row], "error")
+        return logits, [s for row, s in enumerate(live) if row not in failed]
 
     def _sample_one(self, sequence: Sequence, logits: torch.Tensor) -> int | None:
         """One row's token, or None after failing that sequence (and only it)."""
@@ -376,13 +388,3 @@ class BatchingEngine:
             live = self._running + self._prefilling
             self._stats.kv_cache_used_bytes = self.runner.cache.used_bytes([s.cached for s in live])
 
-
-def _eos_token_ids(model, tokenizer) -> Iterable[int]:
-    ids: set[int] = set()
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in (configured, tokenizer.eos_token_id):
-        if isinstance(value, int):
-            ids.add(value)
-        elif value:
-            ids.update(value)
-    return ids

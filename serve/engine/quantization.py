@@ -67,9 +67,22 @@ def quantize(model, mode: str, device: torch.device):
     config = (Int8WeightOnlyConfig() if mode == "int8"
               else IntxWeightOnlyConfig(weight_dtype=torch.int4,  # type: ignore[attr-defined]
                                    granularity=PerGroup(INT4_GROUP_SIZE)))
-    quantize_(model, config)
+    quantize_(model, config, filter_fn=_quantizable(model))
     logger.info("quantized the model's linear weights to %s with torchao", mode)
     return model
+
+
+def _quantizable(model):
+    """Which modules to quantize: every linear layer, but an output head tied to the input
+    embeddings (quantizing it would store a second copy beside the embedding it shares)."""
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    input_embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = output is not None and input_embeddings is not None and output.weight is input_embeddings.weight
+
+    def keep(module: torch.nn.Module, _fqn: str) -> bool:
+        return isinstance(module, torch.nn.Linear) and not (tied and module is output)
+
+    return keep
 
 
 def quantize_built(model, mode: str, device: torch.device):

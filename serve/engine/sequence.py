@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
+from .constraints import JsonConstraint, Penalties
 from .text import IncrementalDetokenizer, StopStringFilter
 from .types import EngineOutput, EngineRequest, TokenLogprob
 
@@ -29,6 +30,8 @@ class Sequence:
     detokenizer: IncrementalDetokenizer
     stop_filter: StopStringFilter
     generator: torch.Generator | None
+    constraint: JsonConstraint | None = None  # constrained decoding (SamplingParams.json_schema)
+    penalties: Penalties | None = None  # presence/frequency penalties
     slot: int = -1
     cached: int = 0
     output_ids: list[int] = field(default_factory=list)
@@ -92,3 +95,28 @@ def on_token_telemetry(sequence: Sequence, telemetry) -> None:
     first = sequence.generated == 1
     telemetry.on_token(now - (sequence.submitted_at if first else sequence.last_token_at), first)
     sequence.last_token_at = now
+
+
+def eos_token_ids(model, tokenizer) -> Iterable[int]:
+    """Every end-of-sequence token id the model's generation config or its tokenizer names."""
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (configured, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    return ids
+
+
+class GenerationHandle:
+    """Lets the submitter cancel its sequence; the engine drops it before the next token."""
+
+    def __init__(self, sequence: Sequence, wake: Callable[[], None]) -> None:
+        self._sequence = sequence
+        self._wake = wake  # wakes the engine thread, which drops the sequence
+
+    def cancel(self) -> None:
+        """Stops generating; no more outputs are delivered (safe from any thread)."""
+        self._sequence.cancelled = True
+        self._wake()

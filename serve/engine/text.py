@@ -15,22 +15,36 @@ class Decoder(Protocol):
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = ...) -> str: ...
 
+    def convert_ids_to_tokens(self, ids: int) -> str: ...
+
 
 class IncrementalDetokenizer:
     """Emits the text each new token adds, never splitting a multi-byte character.
 
     It decodes a short window of recent tokens instead of the whole sequence, so each step costs
-    the same however long the output grows.
+    the same however long the output grows. Special tokens are skipped, except those in ``show``,
+    which are written as their own text (e.g. ``[TOOL_CALLS]``, which marks a tool call).
+    SentencePiece byte-fallback tokens (``<0xE2>`` ...) wait until their character is complete.
     """
 
-    def __init__(self, decoder: Decoder, prompt_token_ids: Sequence[int]) -> None:
+    def __init__(self, decoder: Decoder, prompt_token_ids: Sequence[int], show: Sequence[int] = ()) -> None:
         self._decoder = decoder
-        self._ids: list[int] = list(prompt_token_ids[-_CONTEXT_TOKENS:])
+        context = list(prompt_token_ids[-_CONTEXT_TOKENS:])
+        special = set(getattr(decoder, "all_special_ids", ()))
+        # Context starts after the prompt's last control token: an answer after "[/INST]" begins
+        # like a text of its own (SentencePiece drops its first word's space), as decoding the
+        # answer alone does; a raw prompt's continuation keeps its leading space.
+        cut = max((i + 1 for i, token in enumerate(context) if token in special), default=0)
+        self._ids: list[int] = context[cut:]
         self._prefix_offset = 0
         self._read_offset = len(self._ids)
+        self._show = frozenset(show)
 
     def push(self, token_id: int) -> str:
         """Adds one generated token and returns the text that is now complete."""
+        if token_id in self._show:
+            # Not added to the window: the text around it decodes as if it were not there.
+            return str(self._decoder.convert_ids_to_tokens(token_id))
         self._ids.append(token_id)
         prefix = self._decoder.decode(self._ids[self._prefix_offset : self._read_offset], skip_special_tokens=True)
         full = self._decoder.decode(self._ids[self._prefix_offset :], skip_special_tokens=True)

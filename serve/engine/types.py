@@ -32,6 +32,14 @@ class SamplingParams:
             the sequence (the end-of-sequence token is masked out until then).
         logprobs: Return the chosen token's log-probability and this many top alternatives per
             token (0: the chosen token's only); None: no log-probabilities.
+        json_schema: A JSON schema (as JSON text) the completion must match: constrained decoding
+            (:mod:`serve.engine.constraints`) masks every token that would leave it.
+        logit_bias: ``(token id, bias)`` pairs added to the scores before sampling (OpenAI's
+            ``logit_bias``: -100 bans a token, 100 all but forces it).
+        presence_penalty: OpenAI's, over the generated tokens (0 disables it).
+        frequency_penalty: OpenAI's, over the generated tokens (0 disables it).
+        show_token_ids: Control tokens written into the text instead of being skipped (e.g.
+            Mistral's ``[TOOL_CALLS]``, which tells a tool call from an answer).
     """
 
     max_tokens: int
@@ -42,6 +50,11 @@ class SamplingParams:
     ignore_eos: bool = False
     min_tokens: int = 0
     logprobs: int | None = None
+    json_schema: str | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    show_token_ids: tuple[int, ...] = ()
 
 
 class LogitsProcessor(Protocol):

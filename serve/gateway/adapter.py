@@ -1,20 +1,23 @@
 """Conversion of OpenAI requests into engine requests (prompt tokens and sampling parameters).
 
-This is where the OpenAI protocol meets the model: chat templates, tokenization, defaults of the
-sampling parameters, and the context-length check all happen here, in the gateway, so that a
+This is where the OpenAI protocol meets the model: prompt encoding (Mistral's format through
+mistral-common, or a chat template; :mod:`serve.prompts`), tools and output constraints, defaults of
+the sampling parameters, and the context-length check all happen here, in the gateway, so that a
 request which cannot be served is refused before it reaches a GPU.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
-from jinja2 import TemplateError
-
+from ..engine.api import PromptEncoder
+from ..engine.constraints import ConstraintError, json_grammar
 from ..engine.types import EngineRequest, SamplingParams
 from ..errors import ContextLengthExceededError, InvalidRequestError
 from ..protocol import ChatCompletionRequest, CompletionRequest, SamplingRequest
+from .prompting import message_dicts, output_schema, schema_text, tool_dicts
+from .request_ids import new_api_id
 
 # OpenAI's defaults for temperature and top_p.
 DEFAULT_TEMPERATURE = 1.0
@@ -22,8 +25,9 @@ DEFAULT_TOP_P = 1.0
 
 
 def new_request_id(prefix: str) -> str:
-    """A new API response id (``chatcmpl-...``, ``cmpl-...``, ``modr-...``)."""
-    return f"{prefix}-{uuid.uuid4().hex}"
+    """A new API response id (``chatcmpl-...``, ``cmpl-...``, ``modr-...``) on the platform's
+    request id (Ray Serve's ``X-Request-Id``, see :mod:`serve.gateway.request_ids`)."""
+    return new_api_id(prefix)
 
 
 @dataclass(frozen=True)
@@ -33,47 +37,68 @@ class PreparedRequest:
     request_id: str
     prompt_tokens: int
     choices: list[EngineRequest]
+    # How the answer is read: plain text, maybe tool calls ([TOOL_CALLS] shown), or tool calls only.
+    tool_mode: Literal["none", "auto", "forced"] = "none"
 
 
 class EngineAdapter:
-    """Builds engine requests with the served model's tokenizer.
+    """Builds engine requests with the served model's prompt encoder.
 
     Args:
-        tokenizer: The served model's tokenizer (carries the chat template).
+        encoder: Encodes conversations and raw prompts (:mod:`serve.prompts`).
         max_model_len: Context limit of the engine.
         max_choices: Largest ``n`` a request may ask for.
     """
 
-    def __init__(self, tokenizer, max_model_len: int, max_choices: int) -> None:
-        self.tokenizer = tokenizer
+    def __init__(self, encoder: PromptEncoder, max_model_len: int, max_choices: int) -> None:
+        self.encoder = encoder
         self.max_model_len = max_model_len
         self.max_choices = max_choices
 
     def chat(self, request: ChatCompletionRequest, request_id: str | None = None) -> PreparedRequest:
-        """Renders the conversation with the model's chat template and tokenizes it.
+        """Encodes the conversation (and its tools) and sets the output constraint.
 
         Args:
             request: The (moderated) request.
             request_id: The API response id (default: a new ``chatcmpl-...``).
         """
-        messages = [
-            # The model's template knows system/user/assistant; OpenAI's newer "developer" role
-            # carries the same instructions as "system".
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in request.messages
-        ]
-        try:
-            encoded = self.tokenizer.apply_chat_template(
-                messages, tokenize=True, add_generation_prompt=True, return_dict=True
-            )
-        except TemplateError as exc:
-            # Raised by the template's own raise_exception(): a static message about roles/order.
+        mode = request.tool_mode()
+        if mode != "none" and self.encoder.tool_calls_token_id is None:
             raise InvalidRequestError(
-                message=f"The conversation cannot be rendered for this model: {exc}",
+                message="This model's prompt format has no tool calls; omit `tools`.", param="tools",
+                code="unsupported_parameter",
+            )
+        try:
+            # A forced answer starts after [TOOL_CALLS]: the model then writes the calls' JSON.
+            prompt = self.encoder.encode_chat(
+                message_dicts(request.messages), tools=tool_dicts(request), tool_call_prefix=mode == "forced"
+            )
+        except ValueError as exc:  # PromptError: a static message about roles, order or tool ids
+            raise InvalidRequestError(
+                message=f"The conversation cannot be encoded for this model: {exc}",
                 param="messages",
                 code="invalid_messages",
             ) from None
-        return self._prepare(request, list(encoded["input_ids"]), "messages", request_id or new_request_id("chatcmpl"))
+        prepared = self._prepare(request, prompt, "messages", request_id or new_request_id("chatcmpl"))
+        extra: dict = {"json_schema": self._checked_schema(request)}
+        if mode == "auto":
+            extra["show_token_ids"] = (self.encoder.tool_calls_token_id,)
+        choices = [replace(c, sampling=replace(c.sampling, **extra)) for c in prepared.choices]
+        return replace(prepared, choices=choices, tool_mode=mode)
+
+    @staticmethod
+    def _checked_schema(request: ChatCompletionRequest) -> str | None:
+        """The answer's JSON schema as text, refused with a 400 when it cannot be enforced."""
+        schema = schema_text(output_schema(request))
+        if schema is not None:
+            try:
+                json_grammar(schema)
+            except ConstraintError as exc:
+                param = "tools" if request.tool_mode() == "forced" else "response_format"
+                raise InvalidRequestError(
+                    message=f"The JSON schema cannot be enforced: {exc}", param=param, code="invalid_schema",
+                ) from None
+        return schema
 
     def completion(self, request: CompletionRequest, request_id: str | None = None) -> list[PreparedRequest]:
         """Tokenizes each prompt of a text completion (one prepared request per prompt).
@@ -99,7 +124,7 @@ class EngineAdapter:
         request_id = request_id or new_request_id("cmpl")
         prepared = []
         for number, prompt in enumerate(prompts):
-            ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            ids = self.encoder.encode_text(prompt)
             prepared.append(self._prepare(request, list(ids), "prompt", request_id, first_choice=number * request.n))
         return prepared
 
@@ -130,6 +155,9 @@ class EngineAdapter:
                     stop=tuple(request.stop_list()),
                     ignore_eos=request.ignore_eos,
                     min_tokens=min(request.min_tokens, max_tokens),
+                    logit_bias=tuple(sorted((int(k), float(v)) for k, v in (request.logit_bias or {}).items())),
+                    presence_penalty=request.presence_penalty or 0.0,
+                    frequency_penalty=request.frequency_penalty or 0.0,
                 ),
             )
             for index in range(request.n)
@@ -141,14 +169,14 @@ class EngineAdapter:
             raise InvalidRequestError(
                 message=f"`n` must be at most {self.max_choices}.", param="n", code="invalid_value"
             )
-        if request.logprobs:
+        for name in [*request.unsupported, *(n for n in ("logprobs", "top_logprobs") if getattr(request, n))]:
             raise InvalidRequestError(
-                message="`logprobs` is not supported.", param="logprobs", code="unsupported_parameter"
+                message=f"`{name}` is not supported by this server.", param=name, code="unsupported_parameter"
             )
-        for name in ("presence_penalty", "frequency_penalty"):
-            if getattr(request, name):
-                raise InvalidRequestError(
-                    message=f"`{name}` is not supported; omit it or send 0.", param=name,
-                    code="unsupported_parameter",
-                )
+        bias = request.logit_bias or {}
+        if any(int(token) >= self.encoder.vocab_size for token in bias):
+            raise InvalidRequestError(
+                message=f"`logit_bias` token ids must be below {self.encoder.vocab_size}.", param="logit_bias",
+                code="invalid_value",
+            )
 

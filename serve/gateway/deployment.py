@@ -13,8 +13,9 @@ from guardrails.client import RayModerationClient
 from ..cache import PromptCache
 from ..config import AppConfig
 from ..engine.client import RayEngineClient
-from ..engine.loader import context_length, load_model_config, load_tokenizer
+from ..engine.loader import context_length, load_model_config
 from ..logs import use_serve_log_handlers
+from ..prompts.loader import load_prompt_encoder
 from ..redis_gate import RedisGate
 from ..settings import Settings
 from ..tenancy.auth import Authenticator
@@ -57,7 +58,7 @@ class GatewayDeployment:
         redis_url = redis_url or settings.redis_url
         if not redis_url:
             raise RedisNotConfigured("set MISTRAL_SERVE_REDIS_URL: API keys and quotas live in Redis")
-        tokenizer = load_tokenizer(source, config.model.revision)
+        encoder = load_prompt_encoder(source, config.model.revision, config.model.prompt_format)
         max_model_len = context_length(load_model_config(source, config.model.revision), config.engine.max_model_len)
         self._gate = RedisGate(redis_url, timeout_s=config.tenancy.redis_timeout_s)
         # The cache may have a Redis of its own (one that may evict); accounting never shares eviction.
@@ -78,7 +79,7 @@ class GatewayDeployment:
                 AuditLog(include_text=config.moderation.audit_include_text),
             )
         self._pipeline = Pipeline(
-            EngineAdapter(tokenizer, max_model_len, config.gateway.max_choices),
+            EngineAdapter(encoder, max_model_len, config.gateway.max_choices),
             RayEngineClient(engine_handle, config.gateway.engine_first_output_timeout_s),
             config.model.served_name,
             model_fingerprint=f"{source}@{config.model.revision or 'default'}",

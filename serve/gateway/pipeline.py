@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,19 @@ from ..tenancy.quotas import Admission, QuotaManager
 from ..tenancy.usage import UsageRecorder
 from ..tracing import Tracing
 from .adapter import EngineAdapter, PreparedRequest, new_request_id
+from .fanout import interleave
 from .moderation_stage import ModerationStage, OutputCheck
-from .responses import ChatShape, ChoiceResult, CompletionShape, Events, collect, guard_stream, primed
+from .prompting import client_text_spots, texts_at, with_texts
+from .responses import (
+    ChatShape,
+    ChoiceResult,
+    CompletionShape,
+    Events,
+    collect,
+    guard_stream,
+    primed,
+    system_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +65,16 @@ class _Job:
     prompt_tokens: int
     sequences: tuple[EngineRequest, ...]
     started_at: float = field(default_factory=time.monotonic)
+    user: str | None = None  # OpenAI's end-user id, counted in usage
 
     @classmethod
-    def of(cls, prepared: Sequence[PreparedRequest], started_at: float) -> _Job:
+    def of(cls, prepared: Sequence[PreparedRequest], started_at: float, user: str | None = None) -> _Job:
         return cls(
             request_id=prepared[0].request_id,
             prompt_tokens=sum(p.prompt_tokens for p in prepared),
             sequences=tuple(choice for p in prepared for choice in p.choices),
             started_at=started_at,
+            user=user,
         )
 
     def token_budget(self) -> int:
@@ -117,6 +130,7 @@ class Pipeline:
         self.engine = engine
         self.served_model = served_model
         self.model_fingerprint = model_fingerprint
+        self.system_fingerprint = system_fingerprint(model_fingerprint)
         self.tenancy = tenancy
         self.moderation = moderation
         self.tracing = tracing or Tracing()
@@ -140,28 +154,29 @@ class Pipeline:
         policy = self._policy(principal)
         # Every client-written message is moderated, whatever its role: attack text in a
         # client-written assistant or system turn reaches the model just like a user turn.
-        checked = list(range(len(request.messages)))
+        first = 0
         if policy is not None and policy.system_prompt:
             # The policy's guardrail prompt goes first; it is ours, so the input rails skip it.
             system = ChatMessage(role="system", content=policy.system_prompt)
             request = request.model_copy(update={"messages": [system, *request.messages]})
-            checked = [i + 1 for i in checked]
+            first = 1
         request_id = new_request_id("chatcmpl")
         note(model=request.model, stream=request.stream, completion_id=request_id,
              prompt=[m.model_dump(mode="json") for m in request.messages])
         users = [m.text() for m in request.messages if m.role == "user"]
         context = users[-1] if users else ""
-        texts = [request.messages[i].text() for i in checked]
+        # Every client-written text: contents (tool results too) and assistant tool-call arguments.
+        spots = client_text_spots(request.messages, first)
+        texts = texts_at(request.messages, spots)
         masked = await self._check_inputs(principal, policy, texts, request_id, "messages")
         if masked != texts:
-            messages = list(request.messages)
-            for i, text in zip(checked, masked):
-                messages[i] = messages[i].model_copy(update={"content": text})
-            request = request.model_copy(update={"messages": messages})
+            request = request.model_copy(update={"messages": with_texts(request.messages, spots, masked)})
         with self.tracing.stage("validate"):
-            job = _Job.of([self.adapter.chat(request, request_id)], started_at)  # the one tokenization
+            prepared = self.adapter.chat(request, request_id)  # the one tokenization
+        job = _Job.of([prepared], started_at, request.user)
         check = self._output_check(principal, policy, job, context)
-        return await self._serve(principal, request, job, ChatShape(request_id, self.served_model), use_cache, check)
+        shape = ChatShape(request_id, self.served_model, prepared.tool_mode, self.system_fingerprint)
+        return await self._serve(principal, request, job, shape, use_cache, check)
 
     async def completion(self, principal: Principal, request: CompletionRequest, use_cache: bool) -> Reply:
         """A text completion (JSON or SSE)."""
@@ -183,9 +198,9 @@ class Pipeline:
         if masked != prompts:
             request = request.model_copy(update={"prompt": masked})
         with self.tracing.stage("validate"):
-            job = _Job.of(self.adapter.completion(request, request_id), started_at)  # the one tokenization
+            job = _Job.of(self.adapter.completion(request, request_id), started_at, request.user)  # the one tokenization
         check = self._output_check(principal, policy, job, masked[-1])
-        shape = CompletionShape(request_id, self.served_model)
+        shape = CompletionShape(request_id, self.served_model, self.system_fingerprint)
         return await self._serve(principal, request, job, shape, use_cache, check)
 
     async def moderations(self, principal: Principal, texts: list[str]) -> Reply:
@@ -196,7 +211,7 @@ class Pipeline:
         """
         if self.moderation is None:
             raise NotFoundError(message="Moderation is disabled on this deployment.", code="moderation_disabled")
-        tokens = sum(len(self.adapter.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+        tokens = sum(len(self.adapter.encoder.tokenize(text)) for text in texts)
         admission = await self.tenancy.quotas.admit(principal.team, tokens)
         try:
             response = await self.moderation.moderations(principal, texts, new_request_id("modr"))
@@ -292,7 +307,7 @@ class Pipeline:
         cacheable = False
         # 499: the client went away (nginx's convention); replaced below when we know better.
         outcome = _Outcome(endpoint, status=499)
-        outputs = self._outputs(job, check.stopped if check else set())
+        outputs = interleave(self.engine, job.sequences, check.stopped if check else set())
         spans = [self.tracing.open_stage("generate", choices=len(job.sequences))]
         if check is not None and self.moderation is not None:
             stage = self.moderation.moderate_stream if stream else self.moderation.moderate_whole
@@ -349,51 +364,10 @@ class Pipeline:
         # Usage counts what was served: never a request the platform refused or failed (503 or 429
         # at capacity, 500); a client that went away mid-stream (499) was served what it got.
         if outcome.status in (200, 499):
-            await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached)
+            await self.tenancy.usage.record(principal, job.prompt_tokens, completion_tokens, cached, job.user)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         # Runs to completion even when the request's own task is cancelled by a disconnect.
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _outputs(self, job: _Job, stopped: set[int]) -> AsyncGenerator[tuple[int, EngineOutput], None]:
-        """Interleaves the output streams of all sequences of a job; a choice whose index enters
-        ``stopped`` (cut by a rail) stops generating."""
-        if len(job.sequences) == 1:
-            stream = self.engine.generate(job.sequences[0])
-            try:
-                async for output in stream:
-                    yield 0, output
-            finally:
-                await stream.aclose()  # cancels the engine call when we stop early
-            return
-        queue: asyncio.Queue[tuple[int, EngineOutput] | Exception | None] = asyncio.Queue()
-
-        async def pump(index: int, request: EngineRequest) -> None:
-            stream = self.engine.generate(request)
-            try:
-                async for output in stream:
-                    if index in stopped:
-                        break
-                    await queue.put((index, output))
-            except Exception as exc:  # noqa: BLE001 - forwarded to the consumer, which re-raises it
-                await queue.put(exc)
-            finally:
-                await stream.aclose()
-                await queue.put(None)
-
-        tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(job.sequences)]
-        try:
-            remaining = len(tasks)
-            while remaining:
-                item = await queue.get()
-                if item is None:
-                    remaining -= 1
-                elif isinstance(item, Exception):
-                    raise item
-                else:
-                    yield item
-        finally:
-            for task in tasks:
-                task.cancel()

@@ -2,6 +2,7 @@
 
     ms:usage:team:<team>:<YYYY-MM-DD>  hash  requests, prompt_tokens, completion_tokens, cached_requests
     ms:usage:key:<key_id>:<YYYY-MM-DD> hash  (same fields)
+    ms:usage:user:<team>:<user>:<YYYY-MM-DD> hash  (same fields; OpenAI's `user`, when a request sets it)
     ms:usage:applied:<record id>       string  marks a record as counted (idempotent retries), 1 day
 
 Usage is billing data: a record Redis does not take at once is buffered and retried until it does
@@ -29,12 +30,13 @@ _RETENTION_S = 400 * 24 * 3600
 _APPLIED_TTL_S = 24 * 3600
 MAX_DAYS = 400
 
-# KEYS: team day hash, key day hash, applied marker. ARGV: requests, prompt, completion, cached,
-# retention s, marker ttl s. Counts a record once: a retry of a write Redis already applied is a no-op.
+# KEYS: applied marker, then the day hashes (team, key, and the end user's when set). ARGV: requests,
+# prompt, completion, cached, retention s, marker ttl s. Counts a record once: a retry of a write
+# Redis already applied is a no-op.
 _RECORD = """
-if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6]) then return 0 end
 local names = {'requests', 'prompt_tokens', 'completion_tokens', 'cached_requests'}
-for k = 1, 2 do
+for k = 2, #KEYS do
   for i = 1, 4 do redis.call('HINCRBY', KEYS[k], names[i], ARGV[i]) end
   redis.call('EXPIRE', KEYS[k], ARGV[5])
 end
@@ -80,16 +82,22 @@ class UsageRecorder:
         self.outbox = outbox or AccountingOutbox(gate)
         self._script = gate.client.register_script(_RECORD)
 
-    async def record(self, principal: Principal, prompt_tokens: int, completion_tokens: int, cached: bool) -> bool:
+    async def record(self, principal: Principal, prompt_tokens: int, completion_tokens: int, cached: bool,
+                     user: str | None = None) -> bool:
         """Adds one served request's usage (under today's UTC date, even when written later).
+
+        ``user`` (OpenAI's end-user id, as the client sent it) is also counted under its team:
+        ``ms:usage:user:<team>:<user>:<day>``.
 
         Returns:
             True when Redis took it at once; False when it was buffered for retrying.
         """
         day = _today().isoformat()
         record_id = secrets.token_hex(16)
-        keys = [f"ms:usage:team:{principal.team.name}:{day}", f"ms:usage:key:{principal.key_id}:{day}",
-                f"ms:usage:applied:{record_id}"]
+        keys = [f"ms:usage:applied:{record_id}", f"ms:usage:team:{principal.team.name}:{day}",
+                f"ms:usage:key:{principal.key_id}:{day}"]
+        if user:
+            keys.append(f"ms:usage:user:{principal.team.name}:{user}:{day}")
         args = [1, prompt_tokens, completion_tokens, int(cached), _RETENTION_S, _APPLIED_TTL_S]
         written = await self.outbox.submit("usage", lambda _: self._script(keys=keys, args=args))
         if not written:

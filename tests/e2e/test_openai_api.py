@@ -145,7 +145,7 @@ def test_context_too_long_is_400_context_length_exceeded(client, served):
 @pytest.mark.parametrize(
     ("field", "value"),
     [("temperature", 2.5), ("top_p", 0), ("max_tokens", 0), ("n", 0), ("stop", ["a", "b", "c", "d", "e"]),
-     ("messages", []), ("presence_penalty", 1.0), ("logprobs", True)],
+     ("messages", []), ("presence_penalty", 2.5), ("logprobs", True)],
 )
 def test_invalid_parameter_values_are_400_naming_the_param(served, auth, field, value):
     body = {"model": served.model, "messages": USER, "max_tokens": 3, field: value}

@@ -79,3 +79,13 @@ def test_bench_plot_draws_every_section(tmp_path):
     }
     run.plot(results, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_constrained_bench_pairs_free_and_constrained_runs(tiny_model_dir):
+    from ops.bench import constrained
+
+    result = constrained.compare(tokens=4, concurrency=2, rounds=1, model_dir=str(tiny_model_dir))
+    pair = result["pairs"][0]
+    # The open schema keeps every constrained sequence going: both runs make the same tokens.
+    assert pair["free_tokens"] == pair["constrained_tokens"] == 8
+    assert pair["free"] > 0 and pair["constrained"] > 0 and "median ratio" in constrained.format_report(result)

@@ -57,7 +57,7 @@ def access_log():
 
 
 @pytest.fixture
-async def gateway(tiny_tokenizer, redis_url, offline):
+async def gateway(tiny_encoder, redis_url, offline):
     """The app with tracing into an in-memory exporter; yields (client, exporter, key id, pipeline)."""
     gate = RedisGate(redis_url)
     config = TenancyConfig()
@@ -65,7 +65,7 @@ async def gateway(tiny_tokenizer, redis_url, offline):
     tenancy = Tenancy(Authenticator(KeyStore(gate.client), gate, config), QuotaManager(gate, config),
                       UsageRecorder(gate), cache=None)
     exporter = InMemorySpanExporter()
-    pipeline = Pipeline(EngineAdapter(tiny_tokenizer, 128, 4), FakeEngine(), "m", "m@test", tenancy,
+    pipeline = Pipeline(EngineAdapter(tiny_encoder, 128, 4), FakeEngine(), "m", "m@test", tenancy,
                         moderation=ModerationStage(offline, offline.policies.infos(), "default"),
                         tracing=build_tracing(TracingConfig(enabled=True), exporter=exporter))
     transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0), raise_app_exceptions=False)

@@ -63,7 +63,7 @@ class RecordingQuotas(QuotaManager):
 
 
 @pytest.fixture
-def build(tiny_tokenizer, gate, offline):
+def build(tiny_encoder, gate, offline):
     def make(moderated: bool = True):
         config = TenancyConfig()
         quotas = RecordingQuotas(gate, config)
@@ -71,7 +71,7 @@ def build(tiny_tokenizer, gate, offline):
         tenancy = Tenancy(Authenticator(KeyStore(gate.client), gate, config), quotas, UsageRecorder(gate), cache=None)
         stage = CountingStage(offline, offline.policies.infos(), "default") if moderated else None
         engine = RecordingEngine()
-        pipeline = Pipeline(CountingAdapter(tiny_tokenizer, 256, 4), engine, "m", "m@test", tenancy, stage)
+        pipeline = Pipeline(CountingAdapter(tiny_encoder, 256, 4), engine, "m", "m@test", tenancy, stage)
         return pipeline, engine, quotas
 
     return make
@@ -85,14 +85,14 @@ def chat(content: str, **extra) -> ChatCompletionRequest:
     return ChatCompletionRequest(model="m", messages=[{"role": "user", "content": content}], max_tokens=4, **extra)
 
 
-async def test_a_masked_chat_is_tokenized_once_and_admitted_on_what_is_generated(build, tiny_tokenizer):
+async def test_a_masked_chat_is_tokenized_once_and_admitted_on_what_is_generated(build, tiny_tokenizer, tiny_encoder):
     pipeline, engine, quotas = build()
     reply = await pipeline.chat(caller(), chat(f"write to {EMAIL} please"), use_cache=False)
     assert reply.body.choices[0].message.content == "Sure."
     assert pipeline.adapter.calls == 1 and pipeline.moderation.lookups == 1
     prompt = tiny_tokenizer.decode(engine.requests[0].prompt_token_ids)
     assert EMAIL not in prompt and "[EMAIL]" in prompt
-    masked = EngineAdapter(tiny_tokenizer, 256, 4).chat(chat("write to [EMAIL] please"))
+    masked = EngineAdapter(tiny_encoder, 256, 4).chat(chat("write to [EMAIL] please"))
     assert quotas.admitted == [masked.prompt_tokens + 4]  # the masked prompt plus max_tokens
     assert reply.body.id == engine.requests[0].request_id.rsplit("-", 1)[0]
 
@@ -157,3 +157,16 @@ async def test_a_policy_with_a_system_prompt_refuses_raw_completions_before_any_
                                   use_cache=False)
     assert (raised.value.param, raised.value.code) == ("prompt", "unsupported_by_policy")
     assert engine.requests == [] and quotas.admitted == []
+
+
+async def test_tool_results_and_tool_call_arguments_are_moderated_before_tokenization(build, tiny_tokenizer):
+    pipeline, engine, _ = build()
+    request = ChatCompletionRequest(model="m", max_tokens=4, messages=[
+        {"role": "user", "content": "send it"},
+        {"role": "assistant", "tool_calls": [{"id": "abcdefghi", "type": "function",
+                                              "function": {"name": "send", "arguments": f'{{"to": "{EMAIL}"}}'}}]},
+        {"role": "tool", "tool_call_id": "abcdefghi", "content": f"sent to {EMAIL}"},
+    ], tools=[{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}])
+    await pipeline.chat(caller(), request, use_cache=False)
+    prompt = tiny_tokenizer.decode(engine.requests[0].prompt_token_ids)
+    assert EMAIL not in prompt and prompt.count("[EMAIL]") == 2

@@ -44,7 +44,7 @@ class Engine:
 
 
 @pytest.fixture
-def pipeline(tiny_tokenizer, gate, offline):
+def pipeline(tiny_encoder, gate, offline):
     config = TenancyConfig()
     tenancy = Tenancy(Authenticator(KeyStore(gate.client), gate, config), QuotaManager(gate, config),
                       UsageRecorder(gate), cache=None)
@@ -52,7 +52,7 @@ def pipeline(tiny_tokenizer, gate, offline):
     default = stage.policy(Principal("k", Team("t")))
     # The default policy's rails under another name, with a guardrail system prompt switched on.
     stage._policies["guarded"] = dataclasses.replace(default, system_prompt=GUARD)
-    return Pipeline(EngineAdapter(tiny_tokenizer, 256, 4), Engine(), "m", "m@test", tenancy, stage)
+    return Pipeline(EngineAdapter(tiny_encoder, 256, 4), Engine(), "m", "m@test", tenancy, stage)
 
 
 def team(**fields) -> Principal:
@@ -73,10 +73,10 @@ async def wait_for_usage(pipeline, name: str, requests: int):
     raise AssertionError("usage never recorded")
 
 
-async def test_the_policy_system_prompt_goes_first_and_is_not_moderated(pipeline, tiny_tokenizer):
+async def test_the_policy_system_prompt_goes_first_and_is_not_moderated(pipeline, tiny_tokenizer, tiny_encoder):
     await pipeline.chat(team(policy="guarded"), chat("hello"), use_cache=False)
     sent = pipeline.engine.requests[0].prompt_token_ids
-    expected = EngineAdapter(tiny_tokenizer, 256, 4).chat(ChatCompletionRequest(
+    expected = EngineAdapter(tiny_encoder, 256, 4).chat(ChatCompletionRequest(
         model="m", max_tokens=4, messages=[{"role": "system", "content": GUARD}, {"role": "user", "content": "hello"}]))
     assert list(sent) == list(expected.choices[0].prompt_token_ids)
     assert "ops@acme-corp.com" in tiny_tokenizer.decode(sent)  # ours, not the client's: not masked

@@ -43,7 +43,7 @@ class FakeEngine:
 
 
 @pytest.fixture
-async def make_client(tiny_tokenizer, redis_url):
+async def make_client(tiny_encoder, redis_url):
     """Builds a client of the app over a fake engine; tenancy runs on the real Redis."""
     gate = RedisGate(redis_url)
     config = TenancyConfig()
@@ -52,7 +52,7 @@ async def make_client(tiny_tokenizer, redis_url):
                       UsageRecorder(gate), cache=None)
 
     def make(engine, drain=None) -> httpx.AsyncClient:
-        pipeline = Pipeline(EngineAdapter(tiny_tokenizer, 128, 4), engine, "m", "m@test", tenancy)
+        pipeline = Pipeline(EngineAdapter(tiny_encoder, 128, 4), engine, "m", "m@test", tenancy)
         transport = httpx.ASGITransport(app=create_app(pipeline, started_at=0, drain=drain), raise_app_exceptions=False)
         return httpx.AsyncClient(transport=transport, base_url="http://test",
                                  headers={"Authorization": f"Bearer {key}"})

@@ -201,3 +201,16 @@ async def test_a_refused_connection_opens_the_breaker_and_calls_fail_fast(tmp_pa
             await gate.run(operation)
     assert touched == []  # failing fast: the network is not touched while the breaker is open
     await gate.close()
+
+
+async def test_usage_is_also_counted_per_end_user(gate):
+    store = KeyStore(gate.client)
+    key, _ = await store.create("user-team")
+    principal = await store.lookup(key)
+    recorder = UsageRecorder(gate)
+    await recorder.record(principal, 7, 3, cached=False, user="end-user-1")
+    await recorder.record(principal, 1, 1, cached=False)  # no user: team and key only
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    counts = await gate.client.hgetall(f"ms:usage:user:user-team:end-user-1:{day}")
+    assert {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in counts.items()} == {
+        "requests": 1, "prompt_tokens": 7, "completion_tokens": 3, "cached_requests": 0}
