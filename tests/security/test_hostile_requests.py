@@ -202,9 +202,15 @@ def test_api_docs_are_off_in_the_production_config(stack):
     assert production.gateway.docs_enabled is False
     # The same switch on the running (local) stack serves them; with it off they are unknown routes.
     assert httpx.get(f"{stack.root_url}/openapi.json", timeout=30).status_code == 200
-    from serve.gateway.routes import create_app
+    from types import SimpleNamespace
 
-    app = create_app(pipeline=None, started_at=0, docs_enabled=False)  # type: ignore[arg-type]
+    from serve.config import TracingConfig
+    from serve.gateway.routes import create_app
+    from serve.tracing import build_tracing
+
+    # Only the app's shape is under test: no request reaches the pipeline.
+    pipeline = SimpleNamespace(tracing=build_tracing(TracingConfig()), engine=None)
+    app = create_app(pipeline=pipeline, started_at=0, docs_enabled=False)  # type: ignore[arg-type]
 
     async def get(path: str) -> int:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
