@@ -4,14 +4,11 @@ Redis, the offline moderator in process); the replica's JSON log file is proven 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import logging
 
 import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from ray._common.formatters import JSONFormatter
 
 from serve.config import TenancyConfig, TracingConfig
 from serve.engine.types import EngineOutput
@@ -41,22 +38,6 @@ PROMPT = "please summarise the quarterly numbers"
 
 
 @pytest.fixture
-def access_log():
-    """Ray Serve's logger with its JSON formatter, as in a replica; yields the parsed lines."""
-    import ray.serve  # noqa: F401 - its import configures Serve's logger: replace that setup, not precede it
-
-    serve_logger = logging.getLogger("ray.serve")
-    saved = serve_logger.handlers, serve_logger.propagate, serve_logger.level
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSONFormatter())
-    serve_logger.handlers, serve_logger.propagate = [handler], False
-    serve_logger.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    serve_logger.handlers, serve_logger.propagate, serve_logger.level = saved
-
-
-@pytest.fixture
 async def gateway(tiny_encoder, redis_url, offline):
     """The app with tracing into an in-memory exporter; yields (client, exporter, key id, pipeline)."""
     gate = RedisGate(redis_url)
@@ -76,12 +57,12 @@ async def gateway(tiny_encoder, redis_url, offline):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_each_request_has_one_access_record_with_team_tokens_and_latencies(gateway, access_log, stream):
+async def test_each_request_has_one_access_record_with_team_tokens_and_latencies(gateway, serve_log, stream):
     client, _, key_id, _ = gateway
     body = {"model": "m", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 5, "stream": stream}
     response = await client.post("/v1/chat/completions", json=body)
     assert response.status_code == 200
-    (line,) = access_log()
+    (line,) = serve_log()
     assert line["event"] == "access"
     assert (line["method"], line["path"], line["status"]) == ("POST", "/v1/chat/completions", 200)
     assert (line["team"], line["key_id"], line["model"], line["stream"]) == ("observed", key_id, "m", stream)
@@ -91,15 +72,15 @@ async def test_each_request_has_one_access_record_with_team_tokens_and_latencies
     assert PROMPT not in json.dumps(line) and "Hello" not in json.dumps(line)  # no text unless asked
 
 
-async def test_a_refused_request_is_logged_with_its_status_and_code(gateway, access_log):
+async def test_a_refused_request_is_logged_with_its_status_and_code(gateway, serve_log):
     client, _, _, _ = gateway
     response = await client.post("/v1/chat/completions", json={"model": "nope", "messages": []})
     assert response.status_code in (400, 404)
-    (line,) = access_log()
+    (line,) = serve_log()
     assert line["status"] == response.status_code and line["error_code"] == response.json()["error"]["code"]
     unauthenticated = await client.get("/v1/models", headers={"Authorization": "Bearer wrong"})
     assert unauthenticated.status_code == 401
-    assert access_log()[-1]["error_code"] == "invalid_api_key" and "team" not in access_log()[-1]
+    assert serve_log()[-1]["error_code"] == "invalid_api_key" and "team" not in serve_log()[-1]
 
 
 async def test_every_pipeline_stage_is_a_child_span_of_the_request(gateway):
